@@ -1,0 +1,1 @@
+//! See `cargo xtask bench`.

@@ -1,0 +1,107 @@
+//! The human summary of a [`redist::Report`].
+
+use std::fmt::Write;
+
+use redist::Report;
+
+/// `1.4 MiB`, `312 B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The report as a few aligned tables.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "unpacked {} ({}, {}) into {}",
+        r.archive,
+        r.format,
+        size(r.bytes_in),
+        r.out_dir.display()
+    );
+    match &r.root {
+        Some(root) => {
+            let _ = writeln!(s, "  stripped top directory {root}/");
+        }
+        None if !r.top_level.is_empty() => {
+            let _ = writeln!(
+                s,
+                "  no single top directory; kept: {}",
+                r.top_level.join(", ")
+            );
+        }
+        None => {}
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  {:<10} {:>6} {:>8} {:>9} {:>10}  dir",
+        "output", "files", "symlinks", "hardlinks", "bytes"
+    );
+    for (name, o) in &r.outputs {
+        let dir = if o.dir.is_empty() {
+            ".".to_owned()
+        } else {
+            o.dir.clone()
+        };
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>6} {:>8} {:>9} {:>10}  {}",
+            name,
+            o.files,
+            o.symlinks,
+            o.hardlinks,
+            size(o.bytes),
+            dir
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  ELF files: {}", r.elf_files.len());
+    for f in &r.elf_files {
+        let _ = writeln!(s, "    {f}");
+    }
+    if !r.fixups.is_empty() {
+        let _ = writeln!(s, "  fixups:");
+        for f in &r.fixups {
+            let _ = writeln!(s, "    {f}");
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  {} in, {} decoded, {} written ({} decoder thread{})",
+        size(r.bytes_in),
+        size(r.bytes_decoded),
+        size(r.bytes_written),
+        r.decoder_threads,
+        if r.decoder_threads == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(s, "  {:<8} {:>9} {:>10}", "stage", "seconds", "MiB/s");
+    let st = &r.stages;
+    for (name, stage) in [
+        ("decode", &st.decode),
+        ("write", &st.write),
+        ("fixups", &st.fixups),
+        ("total", &st.total),
+    ] {
+        let rate = if stage.mib_per_s > 0.0 {
+            format!("{:.1}", stage.mib_per_s)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(s, "  {:<8} {:>9.3} {:>10}", name, stage.seconds, rate);
+    }
+    s
+}

@@ -1,0 +1,506 @@
+//! Format detection and the decoder thread.
+//!
+//! The archive is read and decompressed on a thread of its own, which hands
+//! 1 MiB chunks to the thread that parses tar and writes files through a
+//! bounded channel. Buffers are recycled, so memory stays at a few MiB (plus
+//! what liblzma's multithreaded decoder needs) whatever the archive's size.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Size of the chunks handed from the decoder to the writer.
+pub const CHUNK: usize = 1 << 20;
+/// Chunks that may wait in the channel; bounds memory.
+const IN_FLIGHT: usize = 4;
+/// Bytes read before deciding the format: enough for a tar header.
+const HEAD: usize = 512;
+
+/// The container formats `redist` reads, chosen by magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Xz,
+    Gzip,
+    Zstd,
+    Tar,
+}
+
+impl Format {
+    /// Recognise a format from the first bytes of a stream (up to 512).
+    pub fn detect(head: &[u8]) -> Option<Format> {
+        if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Some(Format::Xz)
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Format::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Format::Zstd)
+        } else if looks_like_tar(head) {
+            Some(Format::Tar)
+        } else {
+            None
+        }
+    }
+
+    /// The lower-case name used in reports and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Xz => "xz",
+            Format::Gzip => "gzip",
+            Format::Zstd => "zstd",
+            Format::Tar => "tar",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A ustar/GNU header has "ustar" at 257; a v7 header only has a checksum.
+fn looks_like_tar(head: &[u8]) -> bool {
+    if head.len() < 512 {
+        return false;
+    }
+    if &head[257..262] == b"ustar" {
+        return true;
+    }
+    let field = &head[148..156];
+    let digits: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .skip_while(|&&b| b == b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(stored) = u32::from_str_radix(digits.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    stored == sum && head[0] != 0
+}
+
+/// What the decoder thread measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeStats {
+    /// Compressed bytes read from the source.
+    pub bytes_in: u64,
+    /// Decompressed bytes handed on.
+    pub bytes_out: u64,
+    /// Time spent reading and decompressing (not waiting for the writer).
+    pub busy: Duration,
+    /// Worker threads liblzma was allowed (1 for other formats).
+    pub threads: u32,
+}
+
+/// A running decoder: the reader side for the tar parser, the thread's
+/// handle, and a live count of compressed bytes for progress.
+pub struct Decoder {
+    /// Decompressed bytes, in order.
+    pub reader: ChunkReader,
+    /// Live count of compressed bytes read, for progress bars.
+    pub bytes_in: Arc<AtomicU64>,
+    /// The detected format.
+    pub format: Format,
+    handle: JoinHandle<Result<DecodeStats>>,
+}
+
+impl Decoder {
+    /// Detect the format of `src` and start decoding it on a new thread.
+    ///
+    /// `threads` caps liblzma's multithreaded decoder; multi-block `.xz`
+    /// files (made by `xz -T`) decode on that many cores.
+    pub fn spawn(archive: &str, mut src: Box<dyn Read + Send>, threads: u32) -> Result<Decoder> {
+        let mut head = Vec::with_capacity(HEAD);
+        (&mut src)
+            .take(HEAD as u64)
+            .read_to_end(&mut head)
+            .map_err(|source| Error::Read {
+                archive: archive.to_owned(),
+                source,
+            })?;
+        let format = Format::detect(&head).ok_or_else(|| Error::UnknownFormat {
+            archive: archive.to_owned(),
+            magic: hex_preview(&head),
+        })?;
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let source_error = Arc::new(Mutex::new(None));
+        let counted = Counting {
+            inner: io::Cursor::new(head).chain(src),
+            count: bytes_in.clone(),
+            error: source_error.clone(),
+        };
+        let (full_tx, full_rx) = mpsc::sync_channel(IN_FLIGHT);
+        let (pool_tx, pool_rx) = mpsc::channel();
+        let label = archive.to_owned();
+        let threads = threads.max(1);
+        let handle = thread::Builder::new()
+            .name("redist-decode".into())
+            .spawn(move || {
+                let pump = Pump {
+                    full: full_tx,
+                    pool: pool_rx,
+                };
+                let result = run(format, counted, threads, &pump);
+                let result = result.map_err(|e| {
+                    let _ = pump.full.send(Err(()));
+                    classify(&label, format, e, &source_error)
+                });
+                result.map(|(bytes_out, busy)| DecodeStats {
+                    bytes_in: 0,
+                    bytes_out,
+                    busy,
+                    threads: if format == Format::Xz { threads } else { 1 },
+                })
+            })
+            .map_err(|source| Error::Read {
+                archive: archive.to_owned(),
+                source,
+            })?;
+        Ok(Decoder {
+            reader: ChunkReader {
+                rx: full_rx,
+                pool: pool_tx,
+                cur: Vec::new(),
+                pos: 0,
+                done: false,
+                waited: Duration::ZERO,
+                consumed: 0,
+                trailing_zeros: 0,
+            },
+            bytes_in,
+            format,
+            handle,
+        })
+    }
+
+    /// Split into the reader and a handle that can explain a failed read.
+    pub fn into_parts(self) -> (ChunkReader, DecoderHandle, Arc<AtomicU64>, Format) {
+        (
+            self.reader,
+            DecoderHandle(self.handle),
+            self.bytes_in,
+            self.format,
+        )
+    }
+}
+
+/// The decoder thread, kept apart from its reader so the tar parser can
+/// borrow the reader while the pipeline still owns the thread.
+pub struct DecoderHandle(JoinHandle<Result<DecodeStats>>);
+
+impl DecoderHandle {
+    /// Wait for the thread; its error, if any, is the real cause of a
+    /// failed read on the reader side.
+    pub fn join(self) -> Result<DecodeStats> {
+        join(self.0)
+    }
+}
+
+fn join(handle: JoinHandle<Result<DecodeStats>>) -> Result<DecodeStats> {
+    match handle.join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn hex_preview(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "none, the input is empty".into();
+    }
+    head.iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Counts compressed bytes and remembers I/O errors of the source itself, so
+/// a failing disk is not reported as a corrupt stream.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+    error: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                if let Ok(mut slot) = self.error.lock() {
+                    *slot = Some(e);
+                }
+                Err(copy)
+            }
+        }
+    }
+}
+
+type Msg = std::result::Result<Vec<u8>, ()>;
+
+struct Pump {
+    full: SyncSender<Msg>,
+    pool: Receiver<Vec<u8>>,
+}
+
+impl Pump {
+    /// Decode `r` to the end, in chunks. Returns bytes produced and busy time.
+    fn run(&self, r: &mut dyn Read, out: &mut u64, busy: &mut Duration) -> io::Result<()> {
+        loop {
+            let mut buf = self.pool.try_recv().unwrap_or_default();
+            buf.resize(CHUNK, 0);
+            let start = Instant::now();
+            let mut filled = 0;
+            while filled < CHUNK {
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            *busy += start.elapsed();
+            if filled == 0 {
+                return Ok(());
+            }
+            buf.truncate(filled);
+            *out += filled as u64;
+            if self.full.send(Ok(buf)).is_err() {
+                // The writer stopped (it failed on its own); nothing to do.
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn run<R: Read + Send>(
+    format: Format,
+    src: R,
+    threads: u32,
+    pump: &Pump,
+) -> io::Result<(u64, Duration)> {
+    let mut out = 0;
+    let mut busy = Duration::ZERO;
+    let src = BufReader::with_capacity(1 << 16, src);
+    match format {
+        Format::Xz => {
+            let stream = xz_stream(threads).map_err(io::Error::other)?;
+            let mut dec = liblzma::bufread::XzDecoder::new_stream(src, stream);
+            pump.run(&mut dec, &mut out, &mut busy)?;
+            // The MT decoder stops at the end of the first stream; what
+            // follows may only be stream padding.
+            let mut rest = dec.into_inner();
+            reject_trailing(&mut rest)?;
+        }
+        Format::Gzip => {
+            let mut dec = flate2::bufread::MultiGzDecoder::new(src);
+            pump.run(&mut dec, &mut out, &mut busy)?;
+        }
+        Format::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(src)?;
+            pump.run(&mut dec, &mut out, &mut busy)?;
+        }
+        Format::Tar => {
+            let mut src = src;
+            pump.run(&mut src, &mut out, &mut busy)?;
+        }
+    }
+    Ok((out, busy))
+}
+
+/// liblzma's multithreaded decoder, with an explicit threading memory limit:
+/// without one (`new_parallel()`), it silently decodes on one thread.
+fn xz_stream(threads: u32) -> std::result::Result<liblzma::stream::Stream, liblzma::stream::Error> {
+    if threads <= 1 {
+        return liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0);
+    }
+    liblzma::stream::MtStreamBuilder::new()
+        .threads(threads)
+        .memlimit_threading(xz_threading_memlimit())
+        .memlimit_stop(u64::MAX)
+        .decoder()
+}
+
+/// A quarter of physical memory, at least 256 MiB: what `xz -T0` allows.
+fn xz_threading_memlimit() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(4 << 30);
+    (total / 4).max(256 << 20)
+}
+
+fn reject_trailing(rest: &mut impl BufRead) -> io::Result<()> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected data after the end of the xz stream",
+            ));
+        }
+    }
+}
+
+fn classify(
+    archive: &str,
+    format: Format,
+    e: io::Error,
+    source_error: &Mutex<Option<io::Error>>,
+) -> Error {
+    if let Some(source) = source_error.lock().ok().and_then(|mut s| s.take()) {
+        return Error::Read {
+            archive: archive.to_owned(),
+            source,
+        };
+    }
+    let message = e.to_string();
+    let truncated = e.kind() == io::ErrorKind::UnexpectedEof
+        || message.contains("premature")
+        || message.contains("incomplete")
+        || message.contains("unexpected end");
+    if truncated {
+        Error::Truncated {
+            archive: archive.to_owned(),
+            detail: format!("the {format} stream ends early ({message})"),
+        }
+    } else {
+        Error::Corrupt {
+            archive: archive.to_owned(),
+            format: format.name(),
+            message,
+        }
+    }
+}
+
+/// The writer's side of the channel: a `Read` over the decoded chunks.
+///
+/// It also tracks how the stream ends, so a tar archive cut exactly at a
+/// header boundary (no end-of-archive blocks) is caught.
+pub struct ChunkReader {
+    rx: Receiver<Msg>,
+    pool: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+    waited: Duration,
+    consumed: u64,
+    trailing_zeros: u64,
+}
+
+impl ChunkReader {
+    /// Time spent waiting for the decoder.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// Decoded bytes consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Whether the consumed stream ends with at least one zero tar block.
+    pub fn ends_with_zero_block(&self) -> bool {
+        self.trailing_zeros >= 512
+    }
+
+    /// Read and discard the rest of the stream (tar padding after the
+    /// end-of-archive marker), so the decoder verifies its checksums.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        let mut total = 0;
+        let mut sink = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.read(&mut sink)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let start = Instant::now();
+            let next = self.rx.recv();
+            self.waited += start.elapsed();
+            match next {
+                Ok(Ok(chunk)) => {
+                    let old = std::mem::replace(&mut self.cur, chunk);
+                    let _ = self.pool.send(old);
+                    self.pos = 0;
+                }
+                Ok(Err(())) => {
+                    self.done = true;
+                    return Err(io::Error::other(DecoderFailed));
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        let slice = &self.cur[self.pos..self.pos + n];
+        buf[..n].copy_from_slice(slice);
+        self.pos += n;
+        self.consumed += n as u64;
+        match slice.iter().rposition(|&b| b != 0) {
+            Some(i) => self.trailing_zeros = (n - i - 1) as u64,
+            None => self.trailing_zeros += n as u64,
+        }
+        Ok(n)
+    }
+}
+
+/// Marker error: the decoder thread failed; join it for the cause.
+#[derive(Debug)]
+pub struct DecoderFailed;
+
+impl fmt::Display for DecoderFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the decoder failed")
+    }
+}
+
+impl std::error::Error for DecoderFailed {}
+
+/// Whether an I/O error seen by the tar parser is our "decoder failed" marker.
+pub fn is_decoder_failure(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<DecoderFailed>())
+}

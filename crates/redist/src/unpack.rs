@@ -1,0 +1,794 @@
+//! The writer: tar entries → files, symlinks and hardlinks in a staging tree.
+//!
+//! It writes files itself from the `tar` crate's entry stream rather than
+//! calling `Archive::unpack` (which `readlink`s every path component of
+//! every entry): 1 MiB writes, a cache of created directories, and every
+//! regular file's first bytes checked for the ELF magic as it is written, so
+//! nothing walks the tree again afterwards.
+//!
+//! Safety is decided here, entry by entry, in archive space and in output
+//! space; see [`UnsafeRule`] for the rules.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tar::EntryType;
+
+use crate::decode::{is_decoder_failure, CHUNK};
+use crate::error::{Error, Result, UnsafeRule};
+use crate::layout::Layout;
+
+/// What a written path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A regular file with its own data.
+    File,
+    /// A hard link to the file at this destination path.
+    Hardlink(String),
+    /// A symlink; the target as an archive path and the relative target
+    /// actually written.
+    Symlink { target: String, written: String },
+}
+
+impl NodeKind {
+    fn noun(&self) -> &'static str {
+        match self {
+            NodeKind::File | NodeKind::Hardlink(_) => "file",
+            NodeKind::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// One path written into the tree.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The entry's archive path, top directory stripped.
+    pub archive: String,
+    /// The output it was routed to.
+    pub output: String,
+    /// File, hardlink or symlink.
+    pub kind: NodeKind,
+    /// Bytes of data (regular files only).
+    pub size: u64,
+    /// Whether the data starts with the ELF magic.
+    pub elf: bool,
+}
+
+/// How the archive's top directory was treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// No entry seen yet.
+    Undecided,
+    /// Every entry sits under this directory; it was stripped.
+    Stripped(String),
+    /// Entries are kept as they are (several top-level entries).
+    Kept,
+}
+
+/// Everything the writer produced, keyed by destination path relative to
+/// the unpack root (`lib/lib/libcudart.so.12`).
+#[derive(Debug)]
+pub struct Tree {
+    /// Destination path → node.
+    pub nodes: HashMap<String, Node>,
+    /// How the top directory was handled.
+    pub root: Root,
+    /// Top-level names when the root was kept.
+    pub top_level: Vec<String>,
+    /// Bytes of file data written.
+    pub bytes_written: u64,
+    /// Time spent writing (excludes waiting for the decoder).
+    pub busy: Duration,
+}
+
+/// Writes one archive into `staging`.
+pub struct Writer<'a> {
+    archive: &'a str,
+    staging: &'a Path,
+    final_root: &'a Path,
+    layout: &'a Layout,
+    mtime: Option<u64>,
+    root: Root,
+    nodes: HashMap<String, Node>,
+    by_archive: HashMap<String, String>,
+    dirs: HashSet<String>,
+    archive_dirs: HashSet<String>,
+    top_level: Vec<String>,
+    bytes_written: u64,
+    buf: Vec<u8>,
+}
+
+/// Called after each entry with nothing; the pipeline reads its own
+/// counters. Kept as a closure so the writer stays free of progress types.
+pub type Tick<'a> = &'a mut dyn FnMut();
+
+impl<'a> Writer<'a> {
+    /// A writer for `archive` (its label in errors) into `staging`, whose
+    /// contents will end up at `final_root`.
+    pub fn new(
+        archive: &'a str,
+        staging: &'a Path,
+        final_root: &'a Path,
+        layout: &'a Layout,
+        mtime: Option<u64>,
+    ) -> Writer<'a> {
+        Writer {
+            archive,
+            staging,
+            final_root,
+            layout,
+            mtime,
+            root: Root::Undecided,
+            nodes: HashMap::new(),
+            by_archive: HashMap::new(),
+            dirs: HashSet::from([String::new()]),
+            archive_dirs: HashSet::new(),
+            top_level: Vec::new(),
+            bytes_written: 0,
+            buf: vec![0; CHUNK],
+        }
+    }
+
+    /// Read every entry of `tar` and write it.
+    pub fn run<R: Read>(mut self, tar: R, tick: Tick<'_>) -> Result<Tree> {
+        let started = std::time::Instant::now();
+        let mut archive = tar::Archive::new(tar);
+        let mut last: Option<String> = None;
+        let entries = archive
+            .entries()
+            .map_err(|e| self.tar_error(e, last.as_deref()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.tar_error(e, last.as_deref()))?;
+            let name = self.entry_name(&entry)?;
+            self.entry(&mut entry, &name)?;
+            last = Some(name);
+            tick();
+        }
+        let busy = started.elapsed();
+        let top_level = match &self.root {
+            Root::Kept => {
+                let mut v = self.top_level.clone();
+                v.sort();
+                v.dedup();
+                v
+            }
+            _ => Vec::new(),
+        };
+        Ok(Tree {
+            nodes: self.nodes,
+            root: self.root,
+            top_level,
+            bytes_written: self.bytes_written,
+            busy,
+        })
+    }
+
+    fn entry_name<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<String> {
+        let bytes = entry.path_bytes();
+        match std::str::from_utf8(&bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(self.unsafe_entry(&String::from_utf8_lossy(&bytes), UnsafeRule::NonUtf8)),
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, name: &str) -> Result<()> {
+        let kind = entry.header().entry_type();
+        match kind {
+            // Extension headers the tar crate has already applied.
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => return Ok(()),
+            EntryType::Char => {
+                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("character device")))
+            }
+            EntryType::Block => {
+                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("block device")))
+            }
+            EntryType::Fifo => return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("fifo"))),
+            EntryType::GNUSparse => {
+                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("GNU sparse")))
+            }
+            _ => {}
+        }
+        let full = self.clean(name, name)?;
+        if full.is_empty() {
+            return Ok(()); // "./"
+        }
+        let Some(path) = self.strip(&full, kind.is_dir())? else {
+            return Ok(()); // the top directory itself
+        };
+        self.check_archive_ancestors(name, &path)?;
+        match kind {
+            EntryType::Directory => self.directory(name, &path),
+            EntryType::Regular | EntryType::Continuous => self.file(entry, name, &path),
+            EntryType::Symlink => {
+                let target = self.link_name(entry, name)?;
+                self.symlink(name, &path, &target)
+            }
+            EntryType::Link => {
+                let target = self.link_name(entry, name)?;
+                self.hardlink(name, &path, &target)
+            }
+            _ => Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("unknown-type"))),
+        }
+    }
+
+    /// Lexically clean an entry path: no absolute paths, no `..`, `.` and
+    /// empty components dropped.
+    fn clean(&self, entry: &str, path: &str) -> Result<String> {
+        if path.starts_with('/') {
+            return Err(self.unsafe_entry(entry, UnsafeRule::AbsolutePath));
+        }
+        let mut out = String::with_capacity(path.len());
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => return Err(self.unsafe_entry(entry, UnsafeRule::ParentComponent)),
+                c => {
+                    if !out.is_empty() {
+                        out.push('/');
+                    }
+                    out.push_str(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Strip the archive's single top directory. Returns `None` for the top
+    /// directory's own entry.
+    fn strip(&mut self, full: &str, is_dir: bool) -> Result<Option<String>> {
+        let (top, rest) = match full.split_once('/') {
+            Some((t, r)) => (t, Some(r)),
+            None => (full, None),
+        };
+        if self.root == Root::Undecided {
+            self.root = if rest.is_some() || is_dir {
+                Root::Stripped(top.to_owned())
+            } else {
+                Root::Kept
+            };
+        }
+        if let Root::Stripped(root) = &self.root {
+            if top == root {
+                return Ok(match rest {
+                    Some(r) => Some(r.to_owned()),
+                    None if is_dir => None,
+                    None => {
+                        self.keep_root()?;
+                        Some(full.to_owned())
+                    }
+                });
+            }
+            self.keep_root()?;
+        }
+        self.top_level.push(top.to_owned());
+        Ok(Some(full.to_owned()))
+    }
+
+    /// A later entry is outside the directory we took for the archive's
+    /// root: keep every path as it is after all, moving what was written.
+    fn keep_root(&mut self) -> Result<()> {
+        let Root::Stripped(root) = std::mem::replace(&mut self.root, Root::Kept) else {
+            return Ok(());
+        };
+        self.top_level.push(root.clone());
+        let aside = self.staging.with_extension("relocating");
+        fs::rename(self.staging, &aside).map_err(|e| self.write_error("", e))?;
+        fs::create_dir(self.staging).map_err(|e| self.write_error("", e))?;
+        let mut old: Vec<(String, Node)> = std::mem::take(&mut self.nodes).into_iter().collect();
+        // Files before the links that point at them.
+        old.sort_by_key(|(_, n)| {
+            matches!(n.kind, NodeKind::Symlink { .. } | NodeKind::Hardlink(_))
+        });
+        self.by_archive.clear();
+        self.dirs = HashSet::from([String::new()]);
+        self.archive_dirs = self
+            .archive_dirs
+            .iter()
+            .map(|d| format!("{root}/{d}"))
+            .collect();
+        self.archive_dirs.insert(root.clone());
+        let mut moved: HashMap<String, String> = HashMap::new();
+        for (old_dest, node) in old {
+            let archive = format!("{root}/{}", node.archive);
+            let (output, dest) = self.destination(&archive, false);
+            self.ensure_parent(&archive, &dest)?;
+            let kind = match node.kind {
+                NodeKind::Symlink { target, .. } => {
+                    let target = format!("{root}/{target}");
+                    self.place_symlink(&archive, &archive, output, dest, target)?;
+                    continue;
+                }
+                NodeKind::Hardlink(t) => NodeKind::Hardlink(moved.get(&t).cloned().unwrap_or(t)),
+                NodeKind::File => NodeKind::File,
+            };
+            fs::rename(aside.join(&old_dest), self.staging.join(&dest))
+                .map_err(|e| self.write_error(&dest, e))?;
+            moved.insert(old_dest, dest.clone());
+            self.insert(
+                dest,
+                Node {
+                    archive,
+                    output,
+                    kind,
+                    ..node
+                },
+            );
+        }
+        fs::remove_dir_all(&aside).map_err(|e| self.write_error("", e))?;
+        Ok(())
+    }
+
+    fn check_archive_ancestors(&self, entry: &str, path: &str) -> Result<()> {
+        for (i, _) in path.match_indices('/') {
+            let ancestor = &path[..i];
+            if let Some(dest) = self.by_archive.get(ancestor) {
+                if let Some(Node {
+                    kind: NodeKind::Symlink { .. },
+                    ..
+                }) = self.nodes.get(dest)
+                {
+                    return Err(
+                        self.unsafe_entry(entry, UnsafeRule::ThroughSymlink(ancestor.to_owned()))
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output and destination path (relative to the unpack root).
+    fn destination(&self, path: &str, is_dir: bool) -> (String, String) {
+        let route = if is_dir {
+            self.layout.route_dir(path)
+        } else {
+            self.layout.route(path)
+        };
+        let dir = self.layout.output_dir(route.output);
+        let dest = join(dir, &route.path);
+        (route.output.to_owned(), dest)
+    }
+
+    fn directory(&mut self, entry: &str, path: &str) -> Result<()> {
+        // Directories are created when something is written into them; an
+        // empty directory in the archive creates no output.
+        let (_, dest) = self.destination(path, true);
+        if let Some(existing) = self.nodes.get(&dest) {
+            return Err(self.unsafe_entry(
+                entry,
+                UnsafeRule::TypeChange {
+                    existing: existing.kind.noun(),
+                    new: "directory",
+                },
+            ));
+        }
+        self.note_archive_dirs(path, true);
+        Ok(())
+    }
+
+    fn note_archive_dirs(&mut self, path: &str, itself: bool) {
+        if itself {
+            self.archive_dirs.insert(path.to_owned());
+        }
+        for (i, _) in path.match_indices('/') {
+            if !self.archive_dirs.contains(&path[..i]) {
+                self.archive_dirs.insert(path[..i].to_owned());
+            }
+        }
+    }
+
+    /// Make room for a new node at `dest`: parents exist and are real
+    /// directories we made; an older node of the same type is replaced.
+    fn prepare(&mut self, entry: &str, dest: &str, new: &NodeKind) -> Result<()> {
+        if self.dirs.contains(dest) {
+            return Err(self.unsafe_entry(
+                entry,
+                UnsafeRule::TypeChange {
+                    existing: "directory",
+                    new: new.noun(),
+                },
+            ));
+        }
+        if let Some(old) = self.nodes.get(dest) {
+            if old.kind.noun() != new.noun() {
+                return Err(self.unsafe_entry(
+                    entry,
+                    UnsafeRule::TypeChange {
+                        existing: old.kind.noun(),
+                        new: new.noun(),
+                    },
+                ));
+            }
+            // Like tar: a later entry replaces an earlier one of the same type.
+            fs::remove_file(self.staging.join(dest)).map_err(|e| self.write_error(dest, e))?;
+            let old = self.nodes.remove(dest);
+            if let Some(old) = old {
+                self.by_archive.remove(&old.archive);
+            }
+        }
+        self.ensure_parent(entry, dest)
+    }
+
+    fn ensure_parent(&mut self, entry: &str, dest: &str) -> Result<()> {
+        let parent = parent(dest);
+        if self.dirs.contains(parent) {
+            return Ok(());
+        }
+        for (i, _) in dest.match_indices('/') {
+            let ancestor = &dest[..i];
+            if let Some(node) = self.nodes.get(ancestor) {
+                return Err(self.unsafe_entry(
+                    entry,
+                    match node.kind {
+                        NodeKind::Symlink { .. } => {
+                            UnsafeRule::ThroughSymlink(node.archive.clone())
+                        }
+                        _ => UnsafeRule::TypeChange {
+                            existing: "file",
+                            new: "directory",
+                        },
+                    },
+                ));
+            }
+        }
+        fs::create_dir_all(self.staging.join(parent)).map_err(|e| self.write_error(parent, e))?;
+        for (i, _) in dest.match_indices('/') {
+            self.dirs.insert(dest[..i].to_owned());
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, dest: String, node: Node) {
+        self.by_archive.insert(node.archive.clone(), dest.clone());
+        self.nodes.insert(dest, node);
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+        path: &str,
+    ) -> Result<()> {
+        let (output, dest) = self.destination(path, false);
+        self.prepare(name, &dest, &NodeKind::File)?;
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0o644) & 0o775;
+        let mtime = self.mtime.or_else(|| header.mtime().ok());
+        let size = entry.size();
+        let abs = self.staging.join(&dest);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&abs)
+            .map_err(|e| self.write_error(&dest, e))?;
+        let mut written = 0u64;
+        let mut elf = false;
+        loop {
+            let n = fill(entry, &mut self.buf).map_err(|e| self.tar_error(e, Some(name)))?;
+            if n == 0 {
+                break;
+            }
+            if written == 0 {
+                elf = elfpatch::is_elf(&self.buf[..n]);
+            }
+            file.write_all(&self.buf[..n])
+                .map_err(|e| self.write_error(&dest, e))?;
+            written += n as u64;
+        }
+        if written != size {
+            return Err(Error::Truncated {
+                archive: self.archive.to_owned(),
+                detail: format!("entry `{name}` has {written} of its {size} bytes"),
+            });
+        }
+        finish_file(&file, mode, mtime).map_err(|e| self.write_error(&dest, e))?;
+        self.bytes_written += written;
+        self.note_archive_dirs(path, false);
+        self.insert(
+            dest,
+            Node {
+                archive: path.to_owned(),
+                output,
+                kind: NodeKind::File,
+                size,
+                elf,
+            },
+        );
+        Ok(())
+    }
+
+    fn link_name<R: Read>(&self, entry: &tar::Entry<'_, R>, name: &str) -> Result<String> {
+        let Some(bytes) = entry.link_name_bytes() else {
+            return Err(Error::Tar {
+                archive: self.archive.to_owned(),
+                at: Some(name.to_owned()),
+                message: "link entry without a target".into(),
+            });
+        };
+        match std::str::from_utf8(&bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(self.unsafe_entry(name, UnsafeRule::NonUtf8)),
+        }
+    }
+
+    fn symlink(&mut self, name: &str, path: &str, target: &str) -> Result<()> {
+        if target.starts_with('/') {
+            return Err(self.unsafe_entry(name, UnsafeRule::AbsoluteSymlink(target.to_owned())));
+        }
+        // Resolve lexically from the link's directory; the rewritten target
+        // never contains `..` after a normal component, so no chain of
+        // links can climb out of the output.
+        let mut parts: Vec<&str> = path.split('/').collect();
+        parts.pop();
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(
+                            self.unsafe_entry(name, UnsafeRule::SymlinkEscapes(target.to_owned()))
+                        );
+                    }
+                }
+                c => parts.push(c),
+            }
+        }
+        let resolved = parts.join("/");
+        let (output, dest) = self.destination(path, false);
+        self.place_symlink(name, path, output, dest, resolved)?;
+        self.note_archive_dirs(path, false);
+        Ok(())
+    }
+
+    fn place_symlink(
+        &mut self,
+        name: &str,
+        path: &str,
+        output: String,
+        dest: String,
+        target: String,
+    ) -> Result<()> {
+        let target_dest = if target.is_empty() {
+            String::new() // the unpack root itself
+        } else {
+            self.destination(&target, self.archive_dirs.contains(&target))
+                .1
+        };
+        let written = relative(parent(&dest), &target_dest);
+        let kind = NodeKind::Symlink {
+            target,
+            written: written.clone(),
+        };
+        self.prepare(name, &dest, &kind)?;
+        std::os::unix::fs::symlink(&written, self.staging.join(&dest))
+            .map_err(|e| self.write_error(&dest, e))?;
+        self.insert(
+            dest,
+            Node {
+                archive: path.to_owned(),
+                output,
+                kind,
+                size: 0,
+                elf: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn hardlink(&mut self, name: &str, path: &str, target: &str) -> Result<()> {
+        let outside = || UnsafeRule::HardlinkOutside(target.to_owned());
+        let cleaned = self
+            .clean(name, target)
+            .map_err(|_| self.unsafe_entry(name, outside()))?;
+        let stripped = match &self.root {
+            Root::Stripped(root) => cleaned
+                .strip_prefix(root.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                .map(str::to_owned),
+            _ => Some(cleaned),
+        };
+        let target_dest = stripped
+            .and_then(|t| self.by_archive.get(&t).cloned())
+            .filter(|d| matches!(self.nodes.get(d).map(|n| &n.kind), Some(NodeKind::File)))
+            .ok_or_else(|| self.unsafe_entry(name, outside()))?;
+        let (output, dest) = self.destination(path, false);
+        if dest == target_dest {
+            return Ok(());
+        }
+        let kind = NodeKind::Hardlink(target_dest.clone());
+        self.prepare(name, &dest, &kind)?;
+        fs::hard_link(self.staging.join(&target_dest), self.staging.join(&dest))
+            .map_err(|e| self.write_error(&dest, e))?;
+        self.note_archive_dirs(path, false);
+        self.insert(
+            dest,
+            Node {
+                archive: path.to_owned(),
+                output,
+                kind,
+                size: 0,
+                elf: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn unsafe_entry(&self, entry: &str, rule: UnsafeRule) -> Error {
+        Error::Unsafe {
+            archive: self.archive.to_owned(),
+            entry: entry.to_owned(),
+            rule,
+        }
+    }
+
+    fn write_error(&self, dest: &str, source: io::Error) -> Error {
+        Error::Write {
+            path: self.final_root.join(dest),
+            source,
+        }
+    }
+
+    fn tar_error(&self, e: io::Error, at: Option<&str>) -> Error {
+        if is_decoder_failure(&e) {
+            return Error::DecoderFailed;
+        }
+        let message = e.to_string();
+        if e.kind() == io::ErrorKind::UnexpectedEof
+            || message.contains("failed to read entire block")
+        {
+            return Error::Truncated {
+                archive: self.archive.to_owned(),
+                detail: match at {
+                    Some(at) => format!("the tar stream ends inside the entry after `{at}`"),
+                    None => "the tar stream ends inside the first header".into(),
+                },
+            };
+        }
+        Error::Tar {
+            archive: self.archive.to_owned(),
+            at: at.map(str::to_owned),
+            message,
+        }
+    }
+}
+
+fn finish_file(file: &File, mode: u32, mtime: Option<u64>) -> io::Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    if let Some(t) = mtime {
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(t))?;
+    }
+    Ok(())
+}
+
+/// Read until `buf` is full or the entry ends: 1 MiB writes.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `a/b` + `c` = `a/b/c`, with an empty side dropped.
+pub(crate) fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (_, true) => a.to_owned(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// The directory part of a relative path (`""` for a top-level name).
+pub(crate) fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+/// The relative path from directory `from` to `to` (both relative to the
+/// same root, both without `..`).
+pub(crate) fn relative(from: &str, to: &str) -> String {
+    let f: Vec<&str> = from.split('/').filter(|c| !c.is_empty()).collect();
+    let t: Vec<&str> = to.split('/').filter(|c| !c.is_empty()).collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<&str> = vec![".."; f.len() - common];
+    out.extend(&t[common..]);
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out.join("/")
+    }
+}
+
+/// A staging directory next to the final one, removed unless published.
+pub struct Staging {
+    path: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    /// Create `.<name>.redist-staging-<pid>-<n>` beside `out`.
+    pub fn create(out: &Path) -> Result<Staging> {
+        let parent = out.parent().unwrap_or(Path::new("."));
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        fs::create_dir_all(parent).map_err(|source| Error::Write {
+            path: parent.to_owned(),
+            source,
+        })?;
+        for n in 0..1000 {
+            let path = parent.join(format!(".{name}.redist-staging-{}-{n}", std::process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    return Ok(Staging {
+                        path,
+                        published: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(Error::Write { path, source }),
+            }
+        }
+        Err(Error::Write {
+            path: parent.to_owned(),
+            source: io::Error::other("could not create a staging directory"),
+        })
+    }
+
+    /// The staging directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rename the staging directory to `out` (which must be absent or an
+    /// empty directory): the whole tree appears at once.
+    pub fn publish(mut self, out: &Path) -> Result<()> {
+        fs::rename(&self.path, out).map_err(|source| Error::Write {
+            path: out.to_owned(),
+            source,
+        })?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_dir_all(&self.path);
+            let _ = fs::remove_dir_all(self.path.with_extension("relocating"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_between_outputs() {
+        assert_eq!(
+            relative("lib/lib", "lib/lib/libcudart.so.12"),
+            "libcudart.so.12"
+        );
+        assert_eq!(
+            relative("bin/bin", "lib/lib/libfoo.so"),
+            "../../lib/lib/libfoo.so"
+        );
+        assert_eq!(relative("", "a"), "a");
+        assert_eq!(relative("a/b", "a"), "..");
+        assert_eq!(relative("a", "a"), ".");
+    }
+}
