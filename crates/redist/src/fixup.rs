@@ -32,17 +32,19 @@ pub fn apply(
         .map(|(d, _)| d.clone())
         .collect();
     pcs.sort();
+    let under_root = |rel: &str| match rel {
+        "" => final_root.display().to_string(),
+        rel => final_root.join(rel).display().to_string(),
+    };
     let dir_of = |dir: &str| {
         let r = layout.route_dir(dir);
-        final_root.join(join(layout.output_dir(r.output), &r.path))
+        under_root(&join(layout.output_dir(r.output), &r.path))
     };
+    // cudaroot is the output holding the .pc files (nixpkgs: the dev output).
     let values = PkgConfigDirs {
-        cudaroot: final_root
-            .join(layout.output_dir(layout.route_dir("share/pkgconfig").output))
-            .display()
-            .to_string(),
-        libdir: dir_of("lib").display().to_string(),
-        includedir: dir_of("include").display().to_string(),
+        cudaroot: under_root(layout.output_dir(layout.route_dir("share/pkgconfig").output)),
+        libdir: dir_of("lib"),
+        includedir: dir_of("include"),
     };
     for dest in &pcs {
         let abs = staging.join(dest);
