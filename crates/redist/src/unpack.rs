@@ -485,7 +485,9 @@ impl<'a> Writer<'a> {
         if written != size {
             return Err(Error::Truncated {
                 archive: self.archive.to_owned(),
-                detail: format!("entry `{name}` has {written} of its {size} bytes"),
+                detail: format!(
+                    "the archive ends inside entry `{name}` ({written} of its {size} bytes)"
+                ),
             });
         }
         finish_file(&file, mode, mtime).map_err(|e| self.write_error(&dest, e))?;
