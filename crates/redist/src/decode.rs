@@ -504,3 +504,41 @@ impl std::error::Error for DecoderFailed {}
 pub fn is_decoder_failure(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<DecoderFailed>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_by_magic() {
+        assert_eq!(Format::detect(b"\xfd7zXZ\0rest"), Some(Format::Xz));
+        assert_eq!(Format::detect(b"\x1f\x8b\x08"), Some(Format::Gzip));
+        assert_eq!(Format::detect(b"\x28\xb5\x2f\xfd\x00"), Some(Format::Zstd));
+        assert_eq!(Format::detect(b"PK\x03\x04"), None);
+        assert_eq!(Format::detect(b""), None);
+    }
+
+    #[test]
+    fn detects_ustar_and_v7_tar_headers() {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("a").unwrap();
+        h.set_cksum();
+        assert_eq!(Format::detect(h.as_bytes()), Some(Format::Tar));
+        let mut old = tar::Header::new_old();
+        old.set_path("a").unwrap();
+        old.set_cksum();
+        assert_eq!(Format::detect(old.as_bytes()), Some(Format::Tar));
+        let mut bad = *old.as_bytes();
+        bad[0] = b'b';
+        assert_eq!(
+            Format::detect(&bad),
+            None,
+            "a v7 header with a wrong checksum is not tar"
+        );
+    }
+
+    #[test]
+    fn hex_preview_shows_eight_bytes() {
+        assert_eq!(hex_preview(b"PK\x03\x04 this"), "50 4b 03 04 20 74 68 69");
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[allow(unused_imports)]
 pub use redist_fixtures::{elves, snapshot, Archive, Compression, Found, Item};
 
 /// A scratch directory, removed on drop.

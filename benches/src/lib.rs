@@ -1,1 +1,0 @@
-//! See `cargo xtask bench`.

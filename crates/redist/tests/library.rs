@@ -1,0 +1,109 @@
+//! The library API on its own: progress reporting through the trait, any
+//! reader as input, typed errors.
+
+use std::sync::Mutex;
+
+use redist::{unpack, Error, Input, Progress, UnpackOptions, UnsafeRule};
+use redist_fixtures::{cudart_like, redist_archive, Compression, Item};
+
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+    last: Mutex<u64>,
+}
+
+impl Progress for Recorder {
+    fn begin(&self, archive: &str, total: Option<u64>) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("begin {archive} {total:?}"));
+    }
+    fn advance(&self, bytes: u64) {
+        let mut last = self.last.lock().unwrap();
+        assert!(bytes >= *last, "progress never goes backwards");
+        *last = bytes;
+    }
+    fn stage(&self, name: &str) {
+        self.calls.lock().unwrap().push(format!("stage {name}"));
+    }
+    fn finish(&self) {
+        self.calls.lock().unwrap().push("finish".into());
+    }
+}
+
+#[test]
+fn progress_reports_every_compressed_byte_and_the_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = cudart_like().write_to(dir.path(), "cudart", Compression::Xz);
+    let size = std::fs::metadata(&archive).unwrap().len();
+    let rec = Recorder::default();
+    let report = unpack(
+        Input::Path(archive.clone()),
+        &dir.path().join("out"),
+        &UnpackOptions::default(),
+        &rec,
+    )
+    .unwrap();
+    assert_eq!(
+        *rec.calls.lock().unwrap(),
+        [
+            format!("begin {} Some({size})", archive.display()),
+            "stage fixups".into(),
+            "stage publish".into(),
+            "finish".into()
+        ]
+    );
+    assert_eq!(*rec.last.lock().unwrap(), size);
+    assert_eq!(report.bytes_in, size);
+    assert_eq!(report.bytes_decoded, cudart_like().tar().len() as u64);
+}
+
+#[test]
+fn any_reader_is_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = cudart_like().archive(Compression::Gzip);
+    let input = Input::Reader {
+        label: "in-memory".into(),
+        reader: Box::new(std::io::Cursor::new(data)),
+        size: None,
+    };
+    let report = unpack(
+        input,
+        &dir.path().join("out"),
+        &UnpackOptions::default(),
+        &redist::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.archive, "in-memory");
+    assert_eq!(report.elf_files.len(), 2);
+}
+
+#[test]
+fn unsafe_entries_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = redist_archive("x", "1", vec![Item::link("lib/up", "../../../etc")]);
+    let input = Input::Reader {
+        label: "a".into(),
+        reader: Box::new(std::io::Cursor::new(a.tar())),
+        size: None,
+    };
+    let out = dir.path().join("out");
+    match unpack(input, &out, &UnpackOptions::default(), &redist::NoProgress) {
+        Err(Error::Unsafe {
+            entry,
+            rule: UnsafeRule::SymlinkEscapes(t),
+            ..
+        }) => {
+            assert_eq!(entry, "x-linux-x86_64-1-archive/lib/up");
+            assert_eq!(t, "../../../etc");
+        }
+        other => panic!("expected an unsafe-entry error, got {other:?}"),
+    }
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no staging directory left"
+    );
+}
