@@ -312,3 +312,64 @@ fn missing_archive_names_the_file() {
     );
     assert!(!out.exists());
 }
+
+/// A tmpfs of 256 KiB, unmounted on drop.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(d: &Dir) -> Option<SmallDisk> {
+        let path = d.join("small");
+        std::fs::create_dir(&path).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status();
+        st.is_ok_and(|s| s.success()).then_some(SmallDisk { path })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+fn disk_full_is_an_error_and_leaves_nothing() {
+    let d = Dir::new();
+    let Some(disk) = SmallDisk::mount(&d) else {
+        // CI runs as root and mounts; a developer without root cannot.
+        eprintln!(
+            "disk_full_is_an_error_and_leaves_nothing: cannot mount a tmpfs (not root?); not run"
+        );
+        return;
+    };
+    let big: Vec<u8> = (0..2u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let a = with(vec![Item::exe("lib/libbig.so", big)]);
+    let archive = d.archive(&a, Compression::Zstd);
+    let out = disk.path.join("out");
+    let o = unpack(&archive, &out, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write {}",
+            out.join("lib/lib/libbig.so").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(&disk.path).unwrap().count(),
+        0,
+        "staging directory removed"
+    );
+}
