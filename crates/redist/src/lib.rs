@@ -32,6 +32,7 @@ pub mod decode;
 pub mod error;
 pub mod fixup;
 pub mod layout;
+pub mod manifest;
 pub mod report;
 pub mod unpack;
 
