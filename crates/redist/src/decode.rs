@@ -304,29 +304,36 @@ fn run<R: Read + Send>(
     let mut out = 0;
     let mut busy = Duration::ZERO;
     let src = BufReader::with_capacity(1 << 16, src);
-    match format {
+    let mut rest = match format {
         Format::Xz => {
             let stream = xz_stream(threads).map_err(io::Error::other)?;
             let mut dec = liblzma::bufread::XzDecoder::new_stream(src, stream);
             pump.run(&mut dec, &mut out, &mut busy)?;
-            // The MT decoder stops at the end of the first stream; what
-            // follows may only be stream padding.
+            // The decoder stops at the end of the first stream; what follows
+            // may only be stream padding.
             let mut rest = dec.into_inner();
             reject_trailing(&mut rest)?;
+            rest
         }
         Format::Gzip => {
             let mut dec = flate2::bufread::MultiGzDecoder::new(src);
             pump.run(&mut dec, &mut out, &mut busy)?;
+            dec.into_inner()
         }
         Format::Zstd => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(src)?;
             pump.run(&mut dec, &mut out, &mut busy)?;
+            dec.finish()
         }
         Format::Tar => {
             let mut src = src;
             pump.run(&mut src, &mut out, &mut busy)?;
+            src
         }
-    }
+    };
+    // Read the source to its very end: a verifying source checks its size
+    // and hash when it sees end-of-file.
+    io::copy(&mut rest, &mut io::sink())?;
     Ok((out, busy))
 }
 
@@ -380,10 +387,7 @@ fn classify(
     source_error: &Mutex<Option<io::Error>>,
 ) -> Error {
     if let Some(source) = source_error.lock().ok().and_then(|mut s| s.take()) {
-        return Error::Read {
-            archive: archive.to_owned(),
-            source,
-        };
+        return source_failure(archive, source);
     }
     let message = e.to_string();
     let truncated = e.kind() == io::ErrorKind::UnexpectedEof
@@ -401,6 +405,31 @@ fn classify(
             format: format.name(),
             message,
         }
+    }
+}
+
+/// An error of the source itself: a verification mismatch, a broken
+/// download, or a plain read error.
+fn source_failure(archive: &str, e: io::Error) -> Error {
+    let kind = e.kind();
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<crate::source::VerifyError>() {
+            Ok(cause) => Error::Verify {
+                archive: archive.to_owned(),
+                cause: *cause,
+            },
+            Err(inner) => match inner.downcast::<crate::source::SourceError>() {
+                Ok(s) => Error::Source(*s),
+                Err(other) => Error::Read {
+                    archive: archive.to_owned(),
+                    source: io::Error::new(kind, other),
+                },
+            },
+        },
+        None => Error::Read {
+            archive: archive.to_owned(),
+            source: io::Error::from(kind),
+        },
     }
 }
 

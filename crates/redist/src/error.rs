@@ -63,6 +63,21 @@ pub enum Error {
     )]
     OutputExists(PathBuf),
 
+    /// The archive's bytes do not match the manifest.
+    #[error("{archive}: {cause}")]
+    Verify {
+        archive: String,
+        cause: crate::source::VerifyError,
+    },
+
+    /// Downloading or reading a source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+
+    /// A manifest could not be read or a component chosen.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+
     /// The decoder thread failed; the pipeline replaces this with the
     /// thread's own error, which names the cause.
     #[error("the decoder thread failed")]

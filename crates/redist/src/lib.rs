@@ -34,6 +34,7 @@ pub mod fixup;
 pub mod layout;
 pub mod manifest;
 pub mod report;
+pub mod source;
 pub mod unpack;
 
 use std::collections::BTreeMap;
