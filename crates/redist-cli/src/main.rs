@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod commands;
 mod progress;
 mod table;
 
@@ -50,8 +51,177 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Unpack(UnpackArgs),
 
+    /// List a manifest's components for a platform.
+    ///
+    /// Examples:
+    ///   redist list --manifest https://developer.download.nvidia.com/compute/cuda/redist/redistrib_12.9.1.json
+    ///   redist list --manifest redistrib_9.13.0.json --platform linux-sbsa --json
+    #[command(verbatim_doc_comment)]
+    List(ListArgs),
+
+    /// Download and verify archives into the cache (or --out DIR), without unpacking.
+    Fetch(FetchArgs),
+
+    /// Install components from a manifest into a prefix: download, verify,
+    /// unpack, merge — the `.run` installer's job, atomically.
+    ///
+    /// Archives are verified (sha256 and size) while they stream into the
+    /// unpacker, kept in a content-addressed cache, and installed several at
+    /// a time. A failure leaves the prefix as it was; installing what is
+    /// already installed does nothing; adding components to a prefix works.
+    ///
+    /// Examples:
+    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart --prefix /opt/cuda-12.9
+    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc --only 'bin/ptxas' --prefix ./ptxas
+    ///   redist install --manifest redistrib_9.13.0.json cudnn --variant cuda12 --prefix cudnn --layout split
+    #[command(verbatim_doc_comment)]
+    Install(InstallArgs),
+
+    /// Print, per component, the outputs its archive produces (JSON), read
+    /// from the archive's tar headers — what a Nix expression must declare.
+    Features(FeaturesArgs),
+
     /// Print the built-in layout rules, the starting point for a --rules file.
     Rules,
+}
+
+/// Where the manifest and archives come from.
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Manifest: a path, file:// or http(s):// URL (redistrib_<version>.json).
+    #[arg(long, short = 'm', value_name = "PATH|URL")]
+    manifest: String,
+
+    /// Take archives from here instead of the manifest's directory (URL or directory).
+    #[arg(long, value_name = "URL|DIR")]
+    mirror: Option<String>,
+
+    /// Platform: linux-x86_64, linux-sbsa, linux-aarch64 (Jetson), linux-ppc64le;
+    /// default: this host's.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+
+    /// CUDA variant for manifests that have them (cuDNN): cuda12, cuda13 (or 12, 13).
+    #[arg(long, value_name = "VARIANT")]
+    variant: Option<String>,
+
+    /// Cache directory (default: $XDG_CACHE_HOME/redist, or ~/.cache/redist).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Do not keep downloaded archives in the cache.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Use only the cache; never download.
+    #[arg(long)]
+    offline: bool,
+
+    /// Give up on a download after this many seconds without data.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+}
+
+impl SourceArgs {
+    fn open(&self) -> Result<redist::install::Source, redist::Error> {
+        let cache = (!self.no_cache).then(|| {
+            redist::source::Cache::new(
+                self.cache_dir
+                    .clone()
+                    .unwrap_or_else(redist::source::Cache::default_dir),
+            )
+        });
+        let fetcher =
+            redist::source::Fetcher::new(std::time::Duration::from_secs(self.timeout.max(1)));
+        redist::install::Source::open(
+            &self.manifest,
+            self.mirror.as_deref(),
+            fetcher,
+            cache,
+            self.offline,
+        )
+    }
+
+    fn platform(&self) -> Result<String, redist::Error> {
+        match &self.platform {
+            Some(p) => Ok(p.clone()),
+            None => Ok(redist::manifest::host_platform()?.to_owned()),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Components (manifest keys, e.g. cuda_nvcc).
+    #[arg(required_unless_present = "all")]
+    components: Vec<String>,
+    /// Every component with an archive for the platform.
+    #[arg(long)]
+    all: bool,
+    /// Copy the verified archives here too (named as on the mirror).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress, no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Components (manifest keys, e.g. cuda_nvcc cuda_cudart).
+    #[arg(required_unless_present = "all")]
+    components: Vec<String>,
+    /// Every component with an archive for the platform.
+    #[arg(long)]
+    all: bool,
+    /// The prefix to install into.
+    #[arg(long, short, value_name = "DIR")]
+    prefix: PathBuf,
+    /// `merged`: one tree like the .run installer's; `split`: PREFIX/<component>/<output>/.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Merged)]
+    layout: LayoutArg,
+    /// Layout rules file replacing the built-in table.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Keep only paths matching this glob (repeatable), e.g. 'bin/ptxas'.
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+    /// Components installed at once (default: cores).
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress, no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct FeaturesArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Components; default: every component with an archive for the platform.
+    components: Vec<String>,
+    /// Layout rules file replacing the built-in table.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -97,6 +267,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Unpack(args) => unpack(args),
+        Command::List(args) => commands::list(args),
+        Command::Fetch(args) => commands::fetch(args),
+        Command::Install(args) => commands::install(args),
+        Command::Features(args) => commands::features(args),
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())

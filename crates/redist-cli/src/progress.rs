@@ -60,3 +60,95 @@ impl redist::Progress for Bar {
         }
     }
 }
+
+/// Per-component progress for installs: one bar each on a terminal, plain
+/// log lines on stderr otherwise.
+pub struct Components {
+    multi: Option<indicatif::MultiProgress>,
+    quiet: bool,
+}
+
+impl Components {
+    pub fn new(quiet: bool) -> Components {
+        let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Components {
+            multi: tty.then(indicatif::MultiProgress::new),
+            quiet,
+        }
+    }
+}
+
+fn origin_word(origin: redist::install::Origin) -> &'static str {
+    match origin {
+        redist::install::Origin::Cache => "cache",
+        redist::install::Origin::Download => "download",
+    }
+}
+
+impl redist::install::Reporter for Components {
+    fn component(
+        &self,
+        sel: &redist::manifest::Selected,
+        origin: redist::install::Origin,
+    ) -> Box<dyn redist::Progress + '_> {
+        let name = format!("{} {}", sel.component, sel.version);
+        match &self.multi {
+            Some(multi) => {
+                let bar = multi.add(ProgressBar::new(sel.archive.size));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:<28!} {msg:<8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .expect("static template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(name);
+                bar.set_message(origin_word(origin));
+                Box::new(Bar { bar: Some(bar) })
+            }
+            None => Box::new(LogLine {
+                name,
+                origin,
+                quiet: self.quiet,
+                size: sel.archive.size,
+            }),
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if !self.quiet {
+            match &self.multi {
+                Some(m) => {
+                    let _ = m.println(message);
+                }
+                None => eprintln!("{message}"),
+            }
+        }
+    }
+}
+
+/// Progress as two log lines, for logs and CI.
+struct LogLine {
+    name: String,
+    origin: redist::install::Origin,
+    quiet: bool,
+    size: u64,
+}
+
+impl redist::Progress for LogLine {
+    fn begin(&self, _archive: &str, _total: Option<u64>) {
+        if !self.quiet {
+            let verb = match self.origin {
+                redist::install::Origin::Cache => "unpacking from the cache",
+                redist::install::Origin::Download => "downloading and unpacking",
+            };
+            eprintln!("{}: {verb} ({})", self.name, crate::table::size(self.size));
+        }
+    }
+
+    fn finish(&self) {
+        if !self.quiet {
+            eprintln!("{}: done", self.name);
+        }
+    }
+}

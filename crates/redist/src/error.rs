@@ -78,6 +78,19 @@ pub enum Error {
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
 
+    /// One component of an install or fetch failed.
+    #[error("failed to install {component} {version}")]
+    Component {
+        component: String,
+        version: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An install cannot go ahead (a conflict, a foreign prefix).
+    #[error("{what}: {message}")]
+    Install { what: String, message: String },
+
     /// The decoder thread failed; the pipeline replaces this with the
     /// thread's own error, which names the cause.
     #[error("the decoder thread failed")]

@@ -18,11 +18,15 @@ use crate::unpack::{join, parent, relative, Node, NodeKind, Tree};
 
 /// Apply every fixup to `tree`, staged at `staging`, whose final location
 /// is `final_root`. Returns one line per change, for the report.
+///
+/// With `relocatable`, pkg-config paths are written relative to the `.pc`
+/// file's own directory (`${pcfiledir}/../../lib`), so the tree can move.
 pub fn apply(
     tree: &mut Tree,
     layout: &Layout,
     staging: &Path,
     final_root: &Path,
+    relocatable: bool,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let mut pcs: Vec<String> = tree
@@ -32,21 +36,33 @@ pub fn apply(
         .map(|(d, _)| d.clone())
         .collect();
     pcs.sort();
-    let under_root = |rel: &str| match rel {
-        "" => final_root.display().to_string(),
-        rel => final_root.join(rel).display().to_string(),
-    };
     let dir_of = |dir: &str| {
         let r = layout.route_dir(dir);
-        under_root(&join(layout.output_dir(r.output), &r.path))
+        join(layout.output_dir(r.output), &r.path)
     };
     // cudaroot is the output holding the .pc files (nixpkgs: the dev output).
-    let values = PkgConfigDirs {
-        cudaroot: under_root(layout.output_dir(layout.route_dir("share/pkgconfig").output)),
-        libdir: dir_of("lib"),
-        includedir: dir_of("include"),
-    };
+    let targets = [
+        layout
+            .output_dir(layout.route_dir("share/pkgconfig").output)
+            .to_owned(),
+        dir_of("lib"),
+        dir_of("include"),
+    ];
     for dest in &pcs {
+        let [cudaroot, libdir, includedir] = targets.clone().map(|rel| {
+            if relocatable {
+                format!("${{pcfiledir}}/{}", relative(parent(dest), &rel))
+            } else if rel.is_empty() {
+                final_root.display().to_string()
+            } else {
+                final_root.join(rel).display().to_string()
+            }
+        });
+        let values = PkgConfigDirs {
+            cudaroot,
+            libdir,
+            includedir,
+        };
         let abs = staging.join(dest);
         let text = fs::read_to_string(&abs).map_err(|source| Error::Write {
             path: final_root.join(dest),

@@ -31,6 +31,7 @@
 pub mod decode;
 pub mod error;
 pub mod fixup;
+pub mod install;
 pub mod layout;
 pub mod manifest;
 pub mod report;
@@ -116,6 +117,15 @@ pub struct UnpackOptions {
     /// Give every file this mtime instead of the archive's (for
     /// reproducible builds).
     pub mtime: Option<u64>,
+    /// Keep only entries whose path (top directory stripped) matches one of
+    /// these globs; `None` keeps everything.
+    pub only: Option<globset::GlobSet>,
+    /// Where the tree will finally live, when it is not `out` (an installer
+    /// that moves it afterwards); pkg-config paths point there.
+    pub final_root: Option<PathBuf>,
+    /// Write pkg-config paths relative to the `.pc` file (`${pcfiledir}/…`)
+    /// so the tree can be moved.
+    pub relocatable_pkgconfig: bool,
 }
 
 impl Default for UnpackOptions {
@@ -124,6 +134,9 @@ impl Default for UnpackOptions {
             layout: Layout::builtin(Mode::Split),
             decoder_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             mtime: None,
+            only: None,
+            final_root: None,
+            relocatable_pkgconfig: false,
         }
     }
 }
@@ -165,7 +178,12 @@ fn run(
     let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
     let staging = unpack::Staging::create(out)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
-    let writer = unpack::Writer::new(label, staging.path(), out, &opts.layout, opts.mtime);
+    let final_root = opts.final_root.as_deref().unwrap_or(out);
+    let mut writer =
+        unpack::Writer::new(label, staging.path(), final_root, &opts.layout, opts.mtime);
+    if let Some(only) = &opts.only {
+        writer = writer.only(only);
+    }
     let mut tick = || progress.advance(bytes_in.load(Ordering::Relaxed));
     let written = writer.run(&mut reader, &mut tick).and_then(|tree| {
         // Past the end-of-archive marker: let the decoder reach its end
@@ -198,7 +216,13 @@ fn run(
 
     progress.stage("fixups");
     let fix_start = Instant::now();
-    let fixups = fixup::apply(&mut tree, &opts.layout, staging.path(), out)?;
+    let fixups = fixup::apply(
+        &mut tree,
+        &opts.layout,
+        staging.path(),
+        final_root,
+        opts.relocatable_pkgconfig,
+    )?;
     let fix_time = fix_start.elapsed();
 
     progress.stage("publish");
@@ -262,4 +286,102 @@ fn absolute(p: &Path) -> Result<PathBuf> {
         source,
     })?;
     Ok(cwd.join(p))
+}
+
+/// The outputs an archive would produce under `layout`, from its tar
+/// headers alone (file data is read past, not written). This is what a Nix
+/// expression must declare before the build runs.
+pub fn outputs_of(
+    input: Input,
+    layout: &Layout,
+    progress: &dyn Progress,
+) -> Result<std::collections::BTreeSet<String>> {
+    let (label, reader, size) = input.open()?;
+    progress.begin(&label, size);
+    let decoder = decode::Decoder::spawn(&label, reader, 1)?;
+    let (mut reader, handle, bytes_in, _) = decoder.into_parts();
+    let listed = list_paths(&label, &mut reader, &mut || {
+        progress.advance(bytes_in.load(Ordering::Relaxed))
+    })
+    .and_then(|paths| {
+        reader
+            .drain()
+            .map(|_| paths)
+            .map_err(|_| Error::DecoderFailed)
+    });
+    drop(reader);
+    let joined = handle.join();
+    progress.finish();
+    let paths = match (listed, joined) {
+        (Ok(p), Ok(_)) => p,
+        (_, Err(e)) | (Err(e), _) => return Err(e),
+    };
+    // The same top-directory rule as unpacking: one shared first component
+    // (a directory) is stripped.
+    let first_top = paths
+        .first()
+        .map(|(p, _)| p.split('/').next().unwrap_or("").to_owned());
+    let strip = first_top.filter(|top| {
+        paths.iter().all(|(p, dir)| {
+            p.strip_prefix(top.as_str())
+                .is_some_and(|r| r.starts_with('/') || (r.is_empty() && *dir))
+        })
+    });
+    let mut outputs = std::collections::BTreeSet::new();
+    for (path, dir) in &paths {
+        let rel = match &strip {
+            Some(top) => path[top.len()..].trim_start_matches('/'),
+            None => path,
+        };
+        if *dir || rel.is_empty() {
+            continue;
+        }
+        outputs.insert(layout.route(rel).output.to_owned());
+    }
+    Ok(outputs)
+}
+
+/// Entry paths (cleaned of `.` and empty components) and whether each is a
+/// directory.
+fn list_paths(
+    label: &str,
+    tar: &mut impl Read,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<(String, bool)>> {
+    let fail = |e: io::Error| {
+        if decode::is_decoder_failure(&e) {
+            Error::DecoderFailed
+        } else {
+            Error::Tar {
+                archive: label.to_owned(),
+                at: None,
+                message: e.to_string(),
+            }
+        }
+    };
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
+            continue;
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let clean: Vec<&str> = raw
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if !clean.is_empty() {
+            out.push((clean.join("/"), kind.is_dir()));
+        }
+        tick();
+    }
+    Ok(out)
 }

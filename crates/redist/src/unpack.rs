@@ -100,6 +100,7 @@ pub struct Writer<'a> {
     top_level: Vec<String>,
     bytes_written: u64,
     buf: Vec<u8>,
+    only: Option<&'a globset::GlobSet>,
 }
 
 /// Called after each entry with nothing; the pipeline reads its own
@@ -130,7 +131,14 @@ impl<'a> Writer<'a> {
             top_level: Vec::new(),
             bytes_written: 0,
             buf: vec![0; CHUNK],
+            only: None,
         }
+    }
+
+    /// Write only entries whose path matches `globs` (others are read past).
+    pub fn only(mut self, globs: &'a globset::GlobSet) -> Self {
+        self.only = Some(globs);
+        self
     }
 
     /// Read every entry of `tar` and write it.
@@ -203,6 +211,12 @@ impl<'a> Writer<'a> {
             return Ok(()); // the top directory itself
         };
         self.check_archive_ancestors(name, &path)?;
+        if let Some(only) = self.only {
+            if !kind.is_dir() && !only.is_match(&path) {
+                self.note_archive_dirs(&path, false);
+                return Ok(());
+            }
+        }
         match kind {
             EntryType::Directory => self.directory(name, &path),
             EntryType::Regular | EntryType::Continuous => self.file(entry, name, &path),

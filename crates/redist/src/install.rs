@@ -1,0 +1,730 @@
+//! `redist install`: components from a manifest into one prefix, atomically.
+//!
+//! 1. Choose the components (platform, variant) from the manifest.
+//! 2. Build the new prefix in a staging directory beside it: a hard-linked
+//!    copy of the existing prefix (cheap, nothing copied), plus each new
+//!    component, downloaded (or taken from the cache), verified while it
+//!    streams, and unpacked — several at a time.
+//! 3. Merge: `merged` puts every component into one tree (`bin/`, `lib/`,
+//!    `include/`, …; each `LICENSE` goes to `share/doc/<component>/`); two
+//!    components that ship different files at one path are a conflict.
+//!    `split` puts each into `<prefix>/<component>/<output>/`.
+//! 4. Record what is installed in `<prefix>/.redist/installed.json` and swap
+//!    the staging directory with the prefix in one `renameat2(RENAME_EXCHANGE)`.
+//!
+//! A failure anywhere leaves the prefix as it was. Installing what is
+//! already installed (same sha256) does nothing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout::{Layout, Mode};
+use crate::manifest::{Manifest, ManifestError, Selected};
+use crate::report::{Progress, Report};
+use crate::source::{Cache, Fetcher, Location, SourceError, Verified};
+use crate::{Input, UnpackOptions};
+
+/// Where an archive's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The verified cache.
+    Cache,
+    /// The mirror (and written to the cache on the way).
+    Download,
+}
+
+/// Receives per-component progress; the CLI draws one bar per component.
+pub trait Reporter: Sync {
+    /// Progress for one component's archive.
+    fn component(&self, sel: &Selected, origin: Origin) -> Box<dyn Progress + '_>;
+    /// A line worth telling the user (a retry, a skipped component).
+    fn note(&self, _message: &str) {}
+}
+
+/// A [`Reporter`] that reports nothing.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn component(&self, _: &Selected, _: Origin) -> Box<dyn Progress + '_> {
+        Box::new(crate::NoProgress)
+    }
+}
+
+/// A manifest and where its archives are.
+pub struct Source {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// Base location archives' `relative_path`s are joined to.
+    pub base: Location,
+    /// Downloads.
+    pub fetcher: Fetcher,
+    /// The cache, if used.
+    pub cache: Option<Cache>,
+    /// Never download; only the cache.
+    pub offline: bool,
+}
+
+impl Source {
+    /// Load the manifest at `manifest`; archives come from `mirror` or the
+    /// manifest's own directory.
+    pub fn open(
+        manifest: &str,
+        mirror: Option<&str>,
+        fetcher: Fetcher,
+        cache: Option<Cache>,
+        offline: bool,
+    ) -> Result<Source> {
+        let loc = Location::parse(manifest);
+        let text = fetcher.read_to_string(&loc)?;
+        let manifest = Manifest::parse(&text, &loc.to_string())?;
+        let base = match mirror {
+            Some(m) => Location::parse(m),
+            None => loc.parent(),
+        };
+        Ok(Source {
+            manifest,
+            base,
+            fetcher,
+            cache,
+            offline,
+        })
+    }
+
+    /// Choose components: the named ones, or every one with an archive for
+    /// the platform (`all`).
+    pub fn select(
+        &self,
+        names: &[String],
+        all: bool,
+        platform: &str,
+        variant: Option<&str>,
+    ) -> Result<Vec<Selected>> {
+        if all {
+            let mut out = Vec::new();
+            for c in self.manifest.components.values() {
+                match c.select(platform, variant) {
+                    Ok(s) => out.push(s),
+                    Err(ManifestError::NoPlatform { .. } | ManifestError::WindowsZip { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(out);
+        }
+        names
+            .iter()
+            .map(|n| Ok(self.manifest.select(n, platform, variant)?))
+            .collect()
+    }
+
+    /// Where `sel`'s archive is on the mirror.
+    pub fn location(&self, sel: &Selected) -> Location {
+        self.base.join(&sel.archive.relative_path)
+    }
+
+    /// Open `sel`'s archive for one verified pass: from the cache when it
+    /// is there, else from the mirror, written to the cache on the way
+    /// (committed by [`Opened::commit`] once the pass succeeded).
+    pub fn open_archive(&self, sel: &Selected, prefer_cache: bool) -> Result<Opened> {
+        let label = format!("{} {}", sel.component, sel.version);
+        if let Some(cache) = &self.cache {
+            if prefer_cache {
+                if let Some(path) = cache.lookup(&sel.archive) {
+                    let file = fs::File::open(&path).map_err(|source| SourceError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let reader = Box::new(Verified::new(file, &sel.archive));
+                    return Ok(Opened {
+                        label,
+                        reader,
+                        size: sel.archive.size,
+                        origin: Origin::Cache,
+                        pending: None,
+                    });
+                }
+            }
+            if self.offline {
+                return Err(SourceError::NotCached {
+                    what: label,
+                    path: cache.path(&sel.archive.sha256),
+                }
+                .into());
+            }
+            let (body, _) = self.fetcher.open(&self.location(sel))?;
+            let (tee, pending) = cache.tee(&sel.archive.sha256, body)?;
+            let reader = Box::new(Verified::new(tee, &sel.archive));
+            return Ok(Opened {
+                label,
+                reader,
+                size: sel.archive.size,
+                origin: Origin::Download,
+                pending: Some(pending),
+            });
+        }
+        if self.offline {
+            return Err(SourceError::NotCached {
+                what: label,
+                path: PathBuf::from("(no cache)"),
+            }
+            .into());
+        }
+        let (body, _) = self.fetcher.open(&self.location(sel))?;
+        let reader = Box::new(Verified::new(body, &sel.archive));
+        Ok(Opened {
+            label,
+            reader,
+            size: sel.archive.size,
+            origin: Origin::Download,
+            pending: None,
+        })
+    }
+
+    /// Run `pass` over `sel`'s verified bytes. A cached copy that fails
+    /// verification is evicted and the archive downloaded again (once).
+    pub fn with_archive<T>(
+        &self,
+        sel: &Selected,
+        mut pass: impl FnMut(Opened) -> Result<T>,
+    ) -> Result<(T, Origin)> {
+        let mut prefer_cache = true;
+        loop {
+            let opened = self.open_archive(sel, prefer_cache)?;
+            let origin = opened.origin;
+            match pass(opened) {
+                Err(Error::Verify { .. }) if origin == Origin::Cache && !self.offline => {
+                    if let Some(cache) = &self.cache {
+                        cache.evict(&sel.archive.sha256);
+                    }
+                    prefer_cache = false;
+                }
+                Err(Error::Verify { archive, cause }) if origin == Origin::Cache => {
+                    if let Some(cache) = &self.cache {
+                        cache.evict(&sel.archive.sha256);
+                    }
+                    return Err(Error::Verify {
+                        archive: format!(
+                            "{archive} (cached copy, now removed; run without --offline)"
+                        ),
+                        cause,
+                    });
+                }
+                other => return other.map(|t| (t, origin)),
+            }
+        }
+    }
+}
+
+/// An archive opened for one verified pass.
+pub struct Opened {
+    /// `component version`, for messages.
+    pub label: String,
+    /// Verified bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// Expected size.
+    pub size: u64,
+    /// Cache or download.
+    pub origin: Origin,
+    pending: Option<crate::source::Pending>,
+}
+
+impl Opened {
+    /// Split into the unpack input and what commits the cache entry.
+    pub fn into_input(self) -> (Input, Committer) {
+        (
+            Input::Reader {
+                label: self.label,
+                reader: self.reader,
+                size: Some(self.size),
+            },
+            Committer(self.pending),
+        )
+    }
+}
+
+/// Makes a downloaded archive a cache entry once its pass succeeded.
+pub struct Committer(Option<crate::source::Pending>);
+
+impl Committer {
+    /// The pass verified the bytes: keep them in the cache.
+    pub fn commit(self) -> Result<()> {
+        if let Some(p) = self.0 {
+            p.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// How to install.
+pub struct InstallOptions {
+    /// The prefix.
+    pub prefix: PathBuf,
+    /// `merged` (one tree) or `split` (`<prefix>/<component>/<output>`).
+    pub layout: Mode,
+    /// Layout rules (the built-in table unless given).
+    pub rules: crate::layout::Rules,
+    /// Keep only matching paths (`bin/ptxas`).
+    pub only: Option<globset::GlobSet>,
+    /// Components unpacked at once.
+    pub jobs: usize,
+    /// xz decoder threads per component.
+    pub decoder_threads: u32,
+}
+
+/// What one component's install did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentReport {
+    /// Component key.
+    pub component: String,
+    /// Version.
+    pub version: String,
+    /// Platform used.
+    pub platform: String,
+    /// Variant, if any.
+    pub variant: Option<String>,
+    /// Archive sha256.
+    pub sha256: String,
+    /// `null` when it was already installed.
+    pub origin: Option<Origin>,
+    /// The unpack report (absent when already installed).
+    pub unpack: Option<Report>,
+    /// Files (and links) it added to the prefix.
+    pub files: usize,
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    /// The prefix.
+    pub prefix: PathBuf,
+    /// Merged or split.
+    pub layout: Mode,
+    /// Per component, in the order asked.
+    pub components: Vec<ComponentReport>,
+    /// True when everything asked for was already installed.
+    pub unchanged: bool,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// `<prefix>/.redist/installed.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    layout: Option<Mode>,
+    components: BTreeMap<String, Installed>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Installed {
+    version: String,
+    sha256: String,
+    files: Vec<String>,
+}
+
+const STATE: &str = ".redist/installed.json";
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Install `selected` from `source` into `opts.prefix`.
+pub fn install(
+    source: &Source,
+    selected: &[Selected],
+    opts: &InstallOptions,
+    reporter: &dyn Reporter,
+) -> Result<InstallReport> {
+    let started = Instant::now();
+    let prefix = if opts.prefix.is_absolute() {
+        opts.prefix.clone()
+    } else {
+        std::env::current_dir()
+            .map_err(io_err(&opts.prefix))?
+            .join(&opts.prefix)
+    };
+    let state = read_state(&prefix)?;
+    if let Some(existing) = state.layout {
+        if existing != opts.layout && !state.components.is_empty() {
+            return Err(Error::Install {
+                what: prefix.display().to_string(),
+                message: format!(
+                    "the prefix was installed with --layout {}; use the same layout",
+                    mode_name(existing)
+                ),
+            });
+        }
+    }
+    let todo: Vec<&Selected> = selected
+        .iter()
+        .filter(|s| {
+            state
+                .components
+                .get(&s.component)
+                .is_none_or(|i| i.sha256 != s.archive.sha256 || opts.only.is_some())
+        })
+        .collect();
+    let mut reports: BTreeMap<String, ComponentReport> = BTreeMap::new();
+    if todo.is_empty() {
+        return Ok(InstallReport {
+            prefix,
+            layout: opts.layout,
+            components: selected.iter().map(|s| already(s, &state)).collect(),
+            unchanged: true,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let staging = Staging::create(&prefix)?;
+    let tmp = staging.path.join(".redist/tmp");
+    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let layout = Layout::new(&opts.rules, opts.layout, "rules")?;
+
+    // Download, verify and unpack, `jobs` components at a time.
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, Result<(Report, Origin)>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.clamp(1, todo.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= todo.len() || failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                let sel = todo[i];
+                let final_root = match opts.layout {
+                    Mode::Merged => prefix.clone(),
+                    Mode::Split => prefix.join(&sel.component),
+                };
+                let unpack_opts = UnpackOptions {
+                    layout: layout.clone(),
+                    decoder_threads: opts.decoder_threads,
+                    mtime: None,
+                    only: opts.only.clone(),
+                    final_root: Some(final_root),
+                    relocatable_pkgconfig: true,
+                };
+                let out = tmp.join(&sel.component);
+                let r = source.with_archive(sel, |opened| {
+                    let _ = fs::remove_dir_all(&out);
+                    let progress = reporter.component(sel, opened.origin);
+                    let (input, committer) = opened.into_input();
+                    let report = crate::unpack(input, &out, &unpack_opts, progress.as_ref())?;
+                    committer.commit()?;
+                    Ok(report)
+                });
+                let r = r.map_err(|e| Error::Component {
+                    component: sel.component.clone(),
+                    version: sel.version.clone(),
+                    source: Box::new(e),
+                });
+                if r.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut unpacked = Vec::new();
+    for (i, r) in results {
+        let (report, origin) = r?;
+        unpacked.push((todo[i], report, origin));
+    }
+
+    // Merge into the staged prefix.
+    let mut state = state;
+    state.layout = Some(opts.layout);
+    for (sel, report, origin) in unpacked {
+        if let Some(old) = state.components.remove(&sel.component) {
+            remove_files(&staging.path, &old.files);
+        }
+        let from = tmp.join(&sel.component);
+        let files = match opts.layout {
+            Mode::Merged => merge(&from, &staging.path, sel, &state)?,
+            Mode::Split => {
+                let to = staging.path.join(&sel.component);
+                let _ = fs::remove_dir_all(&to);
+                fs::rename(&from, &to).map_err(io_err(&to))?;
+                let mut files = Vec::new();
+                list_files(&to, &staging.path, &mut files);
+                files
+            }
+        };
+        let n = files.len();
+        state.components.insert(
+            sel.component.clone(),
+            Installed {
+                version: sel.version.clone(),
+                sha256: sel.archive.sha256.clone(),
+                files,
+            },
+        );
+        reports.insert(
+            sel.component.clone(),
+            ComponentReport {
+                component: sel.component.clone(),
+                version: sel.version.clone(),
+                platform: sel.platform.clone(),
+                variant: sel.variant.clone(),
+                sha256: sel.archive.sha256.clone(),
+                origin: Some(origin),
+                unpack: Some(report),
+                files: n,
+            },
+        );
+    }
+    let _ = fs::remove_dir_all(&tmp);
+    let state_path = staging.path.join(STATE);
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
+        path: state_path.clone(),
+        source: io::Error::other(e),
+    })?;
+    fs::write(&state_path, json).map_err(io_err(&state_path))?;
+    staging.publish(&prefix)?;
+
+    let components = selected
+        .iter()
+        .map(|s| {
+            reports
+                .remove(&s.component)
+                .unwrap_or_else(|| already(s, &state))
+        })
+        .collect();
+    Ok(InstallReport {
+        prefix,
+        layout: opts.layout,
+        components,
+        unchanged: false,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Merged => "merged",
+        Mode::Split => "split",
+    }
+}
+
+fn already(s: &Selected, state: &State) -> ComponentReport {
+    ComponentReport {
+        component: s.component.clone(),
+        version: s.version.clone(),
+        platform: s.platform.clone(),
+        variant: s.variant.clone(),
+        sha256: s.archive.sha256.clone(),
+        origin: None,
+        unpack: None,
+        files: state
+            .components
+            .get(&s.component)
+            .map_or(0, |i| i.files.len()),
+    }
+}
+
+fn read_state(prefix: &Path) -> Result<State> {
+    let path = prefix.join(STATE);
+    match fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::Install {
+            what: path.display().to_string(),
+            message: format!("unreadable install record: {e}"),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if prefix.is_dir()
+                && fs::read_dir(prefix)
+                    .map_err(io_err(prefix))?
+                    .next()
+                    .is_some()
+            {
+                return Err(Error::Install {
+                    what: prefix.display().to_string(),
+                    message: "the prefix exists, is not empty and was not made by redist install"
+                        .into(),
+                });
+            }
+            Ok(State::default())
+        }
+        Err(e) => Err(Error::Write { path, source: e }),
+    }
+}
+
+/// Files (and symlinks) under `dir`, relative to `root`, sorted.
+fn list_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).into_iter().flatten().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => list_files(&p, root, out),
+            Ok(_) => out.push(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            Err(_) => {}
+        }
+    }
+}
+
+fn remove_files(root: &Path, files: &[String]) {
+    for f in files {
+        let _ = fs::remove_file(root.join(f));
+    }
+}
+
+/// Move `from`'s files into `to`; a component's top-level `LICENSE` goes
+/// to `share/doc/<component>/`. Returns the paths added.
+fn merge(from: &Path, to: &Path, sel: &Selected, state: &State) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    list_files(from, from, &mut files);
+    let mut added = Vec::new();
+    for rel in files {
+        let dest_rel = match rel.as_str() {
+            "LICENSE" | "EULA.txt" | "LICENSE.txt" => format!("share/doc/{}/{rel}", sel.component),
+            _ => rel.clone(),
+        };
+        let src = from.join(&rel);
+        let dest = to.join(&dest_rel);
+        if fs::symlink_metadata(&dest).is_ok() {
+            if same_content(&src, &dest) {
+                continue;
+            }
+            let owner = state
+                .components
+                .iter()
+                .find(|(_, i)| i.files.iter().any(|f| *f == dest_rel))
+                .map_or_else(|| "another component".to_owned(), |(k, _)| k.clone());
+            return Err(Error::Install {
+                what: format!("{} {}", sel.component, sel.version),
+                message: format!("{dest_rel} is also installed by {owner}, with different content"),
+            });
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        fs::rename(&src, &dest).map_err(io_err(&dest))?;
+        added.push(dest_rel);
+    }
+    Ok(added)
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    match (fs::read_link(a), fs::read_link(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(_), Err(_)) => match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(ma), Ok(mb)) if ma.len() == mb.len() => fs::read(a).ok() == fs::read(b).ok(),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The new prefix, built beside the old one; removed unless published.
+struct Staging {
+    path: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    fn create(prefix: &Path) -> Result<Staging> {
+        let parent = prefix.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+        let name = prefix
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = parent.join(format!(".{name}.redist-install-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        let staging = Staging {
+            path,
+            published: false,
+        };
+        if prefix.is_dir() {
+            link_tree(prefix, &staging.path)?;
+        } else {
+            fs::create_dir(&staging.path).map_err(io_err(&staging.path))?;
+        }
+        Ok(staging)
+    }
+
+    /// Swap the staging directory with the prefix in one step.
+    fn publish(mut self, prefix: &Path) -> Result<()> {
+        if prefix.exists() {
+            exchange(&self.path, prefix).map_err(io_err(prefix))?;
+            // self.path now holds the old prefix; Drop removes it.
+        } else {
+            fs::rename(&self.path, prefix).map_err(io_err(prefix))?;
+            self.published = true;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A copy of `from` at `to` made of hard links (and recreated symlinks).
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir(to).map_err(io_err(to))?;
+    for e in fs::read_dir(from).map_err(io_err(from))? {
+        let e = e.map_err(io_err(from))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let t = e.file_type().map_err(io_err(&src))?;
+        if t.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if t.is_symlink() {
+            let target = fs::read_link(&src).map_err(io_err(&src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io_err(&dst))?;
+        } else {
+            fs::hard_link(&src, &dst).map_err(io_err(&dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`: both names swap atomically.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let cb = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD is always valid.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The idle timeout for downloads unless told otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
