@@ -5,54 +5,18 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use redist_fixtures::{
-    cudart_like, lib64_like, nvcc_like, root as archive_root, Archive, Compression,
-};
-use sha2::{Digest, Sha256};
+use redist_fixtures::mirror;
 
 use crate::{build_release, root, sh, Result};
-
-/// Components of the demo mirror: (key, version, archive).
-fn components() -> Vec<(&'static str, &'static str, Archive)> {
-    vec![
-        ("cuda_cudart", "12.9.79", cudart_like()),
-        ("cuda_nvcc", "12.9.86", nvcc_like()),
-        ("cuda_cupti", "12.8.90", lib64_like()),
-    ]
-}
-
-/// Write the mirror in NVIDIA's layout, with a `redistrib_demo.json` manifest.
-pub fn write_mirror(dir: &Path) -> Result {
-    let mut manifest = String::from(
-        "{\n  \"release_date\": \"2026-01-01\",\n  \"release_label\": \"demo\",\n  \"release_product\": \"cuda\"",
-    );
-    for (key, version, archive) in components() {
-        let rel = format!("{key}/linux-x86_64/{}.tar.xz", archive_root(key, version));
-        let data = archive.archive(Compression::Xz);
-        let path = dir.join(&rel);
-        fs::create_dir_all(path.parent().expect("has a parent")).map_err(|e| e.to_string())?;
-        fs::write(&path, &data).map_err(|e| format!("{}: {e}", path.display()))?;
-        let sha = Sha256::digest(&data);
-        let sha: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-        manifest.push_str(&format!(
-            ",\n  \"{key}\": {{\n    \"name\": \"{key} (redist demo)\",\n    \"license\": \"demo\",\n    \"version\": \"{version}\",\n    \"linux-x86_64\": {{\n      \"relative_path\": \"{rel}\",\n      \"sha256\": \"{sha}\",\n      \"size\": \"{}\"\n    }}\n  }}",
-            data.len()
-        ));
-    }
-    manifest.push_str("\n}\n");
-    fs::write(dir.join("redistrib_demo.json"), manifest).map_err(|e| e.to_string())
-}
 
 pub fn run(_args: &[String]) -> Result {
     let release = build_release(&["redist-cli"])?;
     let demo = root().join("target/demo");
     let _ = fs::remove_dir_all(&demo);
-    let mirror = demo.join("mirror");
-    write_mirror(&mirror)?;
-    println!("demo mirror: {}", mirror.display());
-    let archive = mirror
-        .join("cuda_cudart/linux-x86_64")
-        .join(format!("{}.tar.xz", archive_root("cuda_cudart", "12.9.79")));
+    let mirror_dir = demo.join("mirror");
+    mirror::write(&mirror_dir, "demo", &mirror::demo_components());
+    println!("demo mirror: {}", mirror_dir.display());
+    let archive = mirror_dir.join(mirror::relative_path("cuda_cudart", "12.9.79"));
     let out = demo.join("cuda_cudart");
     println!(
         "$ redist unpack {} --out {}\n",

@@ -145,10 +145,4 @@ impl redist::Progress for LogLine {
             eprintln!("{}: {verb} ({})", self.name, crate::table::size(self.size));
         }
     }
-
-    fn finish(&self) {
-        if !self.quiet {
-            eprintln!("{}: done", self.name);
-        }
-    }
 }

@@ -132,10 +132,7 @@ impl Decoder {
         (&mut src)
             .take(HEAD as u64)
             .read_to_end(&mut head)
-            .map_err(|source| Error::Read {
-                archive: archive.to_owned(),
-                source,
-            })?;
+            .map_err(|e| source_failure(archive, e))?;
         let format = Format::detect(&head).ok_or_else(|| Error::UnknownFormat {
             archive: archive.to_owned(),
             magic: hex_preview(&head),

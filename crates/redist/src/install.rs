@@ -199,23 +199,32 @@ impl Source {
         loop {
             let opened = self.open_archive(sel, prefer_cache)?;
             let origin = opened.origin;
-            match pass(opened) {
-                Err(Error::Verify { .. }) if origin == Origin::Cache && !self.offline => {
+            let result = pass(opened);
+            // A failure reading a cached copy may be the copy's fault: check
+            // its hash; a bad entry is evicted and never used again.
+            let bad_cache = match &result {
+                Err(Error::Verify { .. }) => origin == Origin::Cache,
+                Err(_) if origin == Origin::Cache => self
+                    .cache
+                    .as_ref()
+                    .is_some_and(|c| !c.is_intact(&sel.archive)),
+                _ => false,
+            };
+            match result {
+                Err(e) if bad_cache => {
                     if let Some(cache) = &self.cache {
                         cache.evict(&sel.archive.sha256);
+                    }
+                    if self.offline {
+                        return Err(match e {
+                            Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
+                            other => Error::Install {
+                                what: format!("{} {}", sel.component, sel.version),
+                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({other})"),
+                            },
+                        });
                     }
                     prefer_cache = false;
-                }
-                Err(Error::Verify { archive, cause }) if origin == Origin::Cache => {
-                    if let Some(cache) = &self.cache {
-                        cache.evict(&sel.archive.sha256);
-                    }
-                    return Err(Error::Verify {
-                        archive: format!(
-                            "{archive} (cached copy, now removed; run without --offline)"
-                        ),
-                        cause,
-                    });
                 }
                 other => return other.map(|t| (t, origin)),
             }

@@ -132,6 +132,7 @@ fn percent_decode(s: &str) -> String {
 #[derive(Clone)]
 pub struct Fetcher {
     agent: ureq::Agent,
+    idle: Duration,
 }
 
 impl Fetcher {
@@ -144,7 +145,7 @@ impl Fetcher {
             .user_agent(concat!("redist/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Fetcher { agent }
+        Fetcher { agent, idle }
     }
 
     /// Open `loc`: a reader and its length when known.
@@ -161,7 +162,7 @@ impl Fetcher {
             Location::Url(url) => {
                 let resp = self.agent.get(url).call().map_err(|e| SourceError::Http {
                     url: url.clone(),
-                    message: http_message(&e),
+                    message: http_message(&e, self.idle),
                 })?;
                 let len = resp.body().content_length();
                 let reader = resp.into_body().into_reader();
@@ -169,6 +170,7 @@ impl Fetcher {
                     Box::new(HttpBody {
                         url: url.clone(),
                         inner: reader,
+                        idle: self.idle,
                     }),
                     len,
                 ))
@@ -194,12 +196,16 @@ impl Fetcher {
     }
 }
 
-fn http_message(e: &ureq::Error) -> String {
+fn http_message(e: &ureq::Error, idle: Duration) -> String {
     match e {
         ureq::Error::StatusCode(code) => format!("HTTP {code}"),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::Timeout(_) => timed_out(idle),
         other => other.to_string(),
     }
+}
+
+fn timed_out(idle: Duration) -> String {
+    format!("timed out: no data for {} s (--timeout)", idle.as_secs())
 }
 
 /// Names the URL in body read errors (connection closed mid-stream, idle
@@ -207,16 +213,23 @@ fn http_message(e: &ureq::Error) -> String {
 struct HttpBody<R> {
     url: String,
     inner: R,
+    idle: Duration,
 }
 
 impl<R: Read> Read for HttpBody<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
+            let message =
+                if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
+                    timed_out(self.idle)
+                } else {
+                    format!("the download broke off: {e}")
+                };
             io::Error::new(
                 e.kind(),
                 SourceError::Http {
                     url: self.url.clone(),
-                    message: format!("the download broke off: {e}"),
+                    message,
                 },
             )
         })
@@ -356,6 +369,15 @@ impl Cache {
             }
             Err(_) => None,
         }
+    }
+
+    /// Whether the entry for `archive` is there with the right size and hash
+    /// (reads it whole: used only after something went wrong).
+    pub fn is_intact(&self, archive: &Archive) -> bool {
+        let Ok(file) = File::open(self.path(&archive.sha256)) else {
+            return false;
+        };
+        io::copy(&mut Verified::new(file, archive), &mut io::sink()).is_ok()
     }
 
     /// Forget an entry that turned out to be corrupt.

@@ -1,0 +1,595 @@
+//! `redist install`, `fetch`, `list`, `features` against a real HTTP server on
+//! 127.0.0.1 serving a mirror built at test time, with real faults.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use redist_fixtures::http::{Fault, Server};
+use redist_fixtures::mirror::{self, Component};
+
+struct Mirror {
+    dir: Dir,
+    server: Server,
+    manifest: PathBuf,
+}
+
+impl Mirror {
+    fn new(components: &[Component]) -> Mirror {
+        let dir = Dir::new();
+        let root = dir.join("mirror");
+        let manifest = mirror::write(&root, "test", components);
+        let server = Server::start(root);
+        Mirror {
+            dir,
+            server,
+            manifest,
+        }
+    }
+
+    fn demo() -> Mirror {
+        Mirror::new(&mirror::demo_components())
+    }
+
+    fn url(&self) -> String {
+        self.server.url("redistrib_test.json")
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.dir.join("prefix")
+    }
+
+    /// `redist <cmd> --manifest URL --cache-dir CACHE --platform linux-x86_64 <args>`.
+    fn run(&self, cmd: &str, args: &[&str]) -> std::process::Output {
+        let url = self.url();
+        let cache = self.cache();
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            cmd.as_ref(),
+            "--manifest".as_ref(),
+            url.as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+        ];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run(&all, None)
+    }
+
+    fn install(&self, args: &[&str]) -> std::process::Output {
+        let prefix = self.prefix();
+        let mut all = vec!["--prefix", prefix.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run("install", &all)
+    }
+
+    fn archive_path(&self, key: &str, version: &str) -> String {
+        mirror::relative_path(key, version)
+    }
+
+    /// Replace a field of a component's platform entry in the manifest.
+    fn tamper(&self, key: &str, field: &str, value: serde_json::Value) {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.manifest).unwrap()).unwrap();
+        m[key]["linux-x86_64"][field] = value;
+        std::fs::write(&self.manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+
+    /// Cache entries (and partial files) present.
+    fn cache_files(&self) -> Vec<String> {
+        let dir = self.cache().join("sha256");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn fails_with(o: &std::process::Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "expected failure:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in:\n{err}");
+    }
+}
+
+fn tree_of(p: &Path) -> std::collections::BTreeMap<String, Found> {
+    snapshot(p)
+}
+
+#[test]
+fn installs_two_components_merged() {
+    let m = Mirror::demo();
+    let o = m.install(&["cuda_cudart", "cuda_nvcc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = m.prefix();
+    let got = tree_of(&p);
+    for path in [
+        "bin/nvcc",
+        "bin/ptxas",
+        "lib/libcudart.so.12.9.79",
+        "lib/libcudart_static.a",
+        "lib/stubs/libcuda.so",
+        "include/cuda_runtime.h",
+        "include/crt/host_config.h",
+        "nvvm/lib64/libnvvm.so.4.0.0",
+        "share/doc/cuda_cudart/LICENSE",
+        "share/doc/cuda_nvcc/LICENSE",
+        "share/pkgconfig/cudart-12.9.pc",
+        ".redist/installed.json",
+    ] {
+        assert!(
+            got.contains_key(path),
+            "missing {path} in {:?}",
+            got.keys().collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(got["lib/libcudart.so"], link("libcudart.so.12"));
+    assert_eq!(got["share/pkgconfig/cudart.pc"], link("cudart-12.9.pc"));
+    let pc = std::fs::read_to_string(p.join("share/pkgconfig/cudart-12.9.pc")).unwrap();
+    assert!(pc.starts_with("cudaroot=${pcfiledir}/../..\nlibdir=${pcfiledir}/../../lib\nincludedir=${pcfiledir}/../../include\n"), "{pc}");
+    let run = std::process::Command::new(p.join("bin/nvcc"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from a redist fixture\n"
+    );
+    // Nothing left beside the prefix.
+    assert_eq!(
+        m.dir.leftovers(&[&m.dir.join("mirror"), &m.cache(), &p]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn installs_split_per_component_and_output() {
+    let m = Mirror::demo();
+    let o = m.install(&["cuda_cudart", "cuda_cupti", "--layout", "split", "--json"]);
+    let report = ok_json(&o);
+    assert_eq!(report["layout"], "split");
+    let p = m.prefix();
+    assert_eq!(
+        std::fs::read_link(p.join("cuda_cudart/lib/lib/libcudart.so.12")).unwrap(),
+        Path::new("libcudart.so.12.9.79")
+    );
+    assert!(
+        p.join("cuda_cupti/lib/lib/libcupti.so.12.8.90").is_file(),
+        "lib64 merged into lib"
+    );
+    assert!(p.join("cuda_cupti/static/lib/libcupti_static.a").is_file());
+    let pc =
+        std::fs::read_to_string(p.join("cuda_cudart/dev/share/pkgconfig/cudart-12.9.pc")).unwrap();
+    assert!(
+        pc.contains("libdir=${pcfiledir}/../../../lib/lib\n"),
+        "{pc}"
+    );
+    // Mixing layouts in one prefix is refused.
+    fails_with(
+        &m.install(&["cuda_nvcc"]),
+        &["installed with --layout split"],
+    );
+}
+
+#[test]
+fn second_install_is_a_no_op_and_adding_a_component_works() {
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let before = tree_of(&m.prefix());
+    let requests = m.server.total_requests();
+    let o = m.install(&["cuda_cudart"]);
+    assert!(stdout(&o).contains("nothing to do"), "{}", stdout(&o));
+    assert_eq!(
+        m.server.total_requests(),
+        requests + 1,
+        "only the manifest was fetched"
+    );
+    assert_eq!(tree_of(&m.prefix()), before);
+    let o = m.install(&["cuda_cudart", "cuda_nvcc", "--json"]);
+    let report = ok_json(&o);
+    assert_eq!(
+        report["components"][0]["origin"],
+        serde_json::Value::Null,
+        "cudart was already there"
+    );
+    assert_eq!(report["components"][1]["origin"], "download");
+    let after = tree_of(&m.prefix());
+    for (k, v) in before.iter().filter(|(k, _)| !k.starts_with(".redist")) {
+        assert_eq!(after.get(k), Some(v), "{k} kept");
+    }
+    assert!(after.contains_key("bin/ptxas"));
+}
+
+#[test]
+fn cache_is_reused_and_offline_works() {
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let rel = m.archive_path("cuda_cudart", "12.9.79");
+    assert_eq!(m.server.requests(&rel), 1);
+    std::fs::remove_dir_all(m.prefix()).unwrap();
+    let report = ok_json(&m.install(&["cuda_cudart", "--offline", "--json"]));
+    assert_eq!(report["components"][0]["origin"], "cache");
+    assert_eq!(m.server.requests(&rel), 1, "no second download");
+    assert!(m.prefix().join("lib/libcudart.so.12.9.79").is_file());
+    let o = m.install(&["cuda_nvcc", "--offline"]);
+    fails_with(
+        &o,
+        &[
+            "failed to install cuda_nvcc 12.9.86",
+            "cuda_nvcc 12.9.86 is not in the cache",
+            "--offline forbids downloading it",
+        ],
+    );
+}
+
+#[test]
+fn wrong_sha256_fails_and_leaves_nothing() {
+    let m = Mirror::demo();
+    m.tamper("cuda_nvcc", "sha256", "0".repeat(64).into());
+    fails_with(
+        &m.install(&["cuda_cudart", "cuda_nvcc"]),
+        &[
+            "failed to install cuda_nvcc 12.9.86",
+            "sha256 mismatch: the manifest says 0000",
+        ],
+    );
+    assert!(!m.prefix().exists(), "prefix not created");
+    let cached = m.cache_files();
+    assert!(
+        cached.iter().all(|f| !f.starts_with('.')),
+        "no partial files: {cached:?}"
+    );
+    assert!(
+        !cached.contains(&"0".repeat(64)),
+        "the bad archive is not cached"
+    );
+}
+
+#[test]
+fn wrong_size_fails() {
+    let m = Mirror::demo();
+    m.tamper("cuda_cudart", "size", "100".into());
+    fails_with(
+        &m.install(&["cuda_cudart"]),
+        &[
+            "failed to install cuda_cudart 12.9.79",
+            "size mismatch: the manifest says 100 bytes, the archive has more",
+        ],
+    );
+    assert!(!m.prefix().exists());
+}
+
+#[test]
+fn not_found_names_the_url() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server.fault(&rel, Some(Fault::NotFound));
+    fails_with(
+        &m.install(&["cuda_nvcc"]),
+        &[
+            "failed to install cuda_nvcc 12.9.86",
+            &format!("cannot download {}: HTTP 404", m.server.url(&rel)),
+        ],
+    );
+    assert!(!m.prefix().exists());
+}
+
+#[test]
+fn connection_closed_mid_stream_leaves_prefix_and_cache_intact() {
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let before = tree_of(&m.prefix());
+    let cache_before = m.cache_files();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server.fault(&rel, Some(Fault::CloseAfter(2000)));
+    let o = m.install(&["cuda_nvcc"]);
+    fails_with(
+        &o,
+        &["failed to install cuda_nvcc 12.9.86", &m.server.url(&rel)],
+    );
+    assert_eq!(tree_of(&m.prefix()), before, "prefix unchanged");
+    assert_eq!(m.cache_files(), cache_before, "cache not poisoned");
+    // The next attempt, with the server healthy, works.
+    m.server.fault(&rel, None);
+    assert!(m.install(&["cuda_nvcc"]).status.success());
+    assert!(m.prefix().join("bin/ptxas").is_file());
+}
+
+#[test]
+fn slow_server_still_completes() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server
+        .fault(&rel, Some(Fault::Slow(Duration::from_millis(30))));
+    let o = m.install(&["cuda_nvcc", "--timeout", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(m.prefix().join("bin/ptxas").is_file());
+}
+
+#[test]
+fn stalled_server_times_out() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server.fault(&rel, Some(Fault::Stall));
+    let started = std::time::Instant::now();
+    let o = m.install(&["cuda_nvcc", "--timeout", "1"]);
+    fails_with(
+        &o,
+        &[
+            "failed to install cuda_nvcc 12.9.86",
+            "cannot download",
+            "timed out",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(!m.prefix().exists());
+}
+
+#[test]
+fn truncated_or_corrupt_cache_entries_are_replaced() {
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let rel = m.archive_path("cuda_cudart", "12.9.79");
+    let entry = m.cache().join("sha256").join(&m.cache_files()[0]);
+    // Truncated: noticed by size, downloaded again.
+    let data = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &data[..data.len() / 2]).unwrap();
+    std::fs::remove_dir_all(m.prefix()).unwrap();
+    let report = ok_json(&m.install(&["cuda_cudart", "--json"]));
+    assert_eq!(report["components"][0]["origin"], "download");
+    assert_eq!(m.server.requests(&rel), 2);
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        data,
+        "entry replaced by the verified archive"
+    );
+    // Same size, one byte flipped: caught by the sha256 while streaming,
+    // evicted, downloaded again.
+    let mut bad = data.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    std::fs::write(&entry, &bad).unwrap();
+    std::fs::remove_dir_all(m.prefix()).unwrap();
+    let report = ok_json(&m.install(&["cuda_cudart", "--json"]));
+    assert_eq!(report["components"][0]["origin"], "download");
+    assert_eq!(m.server.requests(&rel), 3);
+    assert_eq!(std::fs::read(&entry).unwrap(), data);
+    // Offline with a corrupt entry: a clear error, and the entry is gone.
+    std::fs::write(&entry, &bad).unwrap();
+    std::fs::remove_dir_all(m.prefix()).unwrap();
+    fails_with(
+        &m.install(&["cuda_cudart", "--offline"]),
+        &["the cached copy was corrupt and is now removed; run without --offline"],
+    );
+    assert!(!entry.exists());
+    assert!(!m.prefix().exists());
+}
+
+#[test]
+fn conflicting_files_between_components_are_refused() {
+    let clash = |content: &str| {
+        redist_fixtures::redist_archive(
+            "x",
+            "1",
+            vec![redist_fixtures::Item::file("include/common.h", content)],
+        )
+    };
+    let m = Mirror::new(&[
+        Component::new("comp_a", "1", clash("a\n")),
+        Component::new("comp_b", "1", clash("b\n")),
+    ]);
+    assert!(m.install(&["comp_a"]).status.success());
+    let before = tree_of(&m.prefix());
+    fails_with(
+        &m.install(&["comp_b"]),
+        &["comp_b 1: include/common.h is also installed by comp_a, with different content"],
+    );
+    assert_eq!(tree_of(&m.prefix()), before);
+}
+
+#[test]
+fn only_keeps_just_the_asked_paths() {
+    let m = Mirror::demo();
+    let o = m.install(&["cuda_nvcc", "--only", "bin/ptxas"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys: Vec<String> = tree_of(&m.prefix())
+        .into_keys()
+        .filter(|k| !k.starts_with(".redist"))
+        .collect();
+    assert_eq!(keys, ["bin/ptxas"]);
+    let run = std::process::Command::new(m.prefix().join("bin/ptxas"))
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+}
+
+#[test]
+fn manifest_from_a_file_url_and_mirror_dir() {
+    let m = Mirror::demo();
+    let prefix = m.prefix();
+    let url = format!("file://{}", m.manifest.display());
+    let o = run(
+        &[
+            "install".as_ref(),
+            "--manifest".as_ref(),
+            url.as_ref(),
+            "--cache-dir".as_ref(),
+            m.cache().as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "cuda_cudart".as_ref(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(m.server.total_requests(), 0);
+    assert!(prefix.join("lib/libcudart.so.12.9.79").is_file());
+}
+
+#[test]
+fn unknown_component_lists_the_choices() {
+    let m = Mirror::demo();
+    fails_with(
+        &m.install(&["cuda_nope"]),
+        &["has no component `cuda_nope`; it has: cuda_cudart, cuda_cupti, cuda_nvcc"],
+    );
+}
+
+#[test]
+fn fetch_verifies_into_the_cache_and_out_dir() {
+    let m = Mirror::demo();
+    let out = m.dir.join("archives");
+    let o = m.run(
+        "fetch",
+        &[
+            "cuda_cudart",
+            "cuda_nvcc",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let rows = ok_json(&o);
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let name = "cuda_cudart-linux-x86_64-12.9.79-archive.tar.xz";
+    let fetched = std::fs::read(out.join(name)).unwrap();
+    assert_eq!(
+        fetched,
+        std::fs::read(
+            m.dir
+                .join("mirror")
+                .join(m.archive_path("cuda_cudart", "12.9.79"))
+        )
+        .unwrap()
+    );
+    assert_eq!(m.cache_files().len(), 2);
+    // A bad checksum leaves no file in --out.
+    m.tamper("cuda_cupti", "sha256", "1".repeat(64).into());
+    fails_with(
+        &m.run("fetch", &["cuda_cupti", "--out", out.to_str().unwrap()]),
+        &["sha256 mismatch"],
+    );
+    assert!(!out
+        .join("cuda_cupti-linux-x86_64-12.8.90-archive.tar.xz")
+        .exists());
+    assert!(!std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains("partial")));
+}
+
+#[test]
+fn features_lists_outputs_from_headers() {
+    let m = Mirror::demo();
+    let o = m.run("features", &[]);
+    let f = ok_json(&o);
+    let outputs = |k: &str| {
+        f[k]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outputs("cuda_cudart"),
+        ["dev", "doc", "include", "lib", "static", "stubs"]
+    );
+    assert_eq!(outputs("cuda_nvcc"), ["bin", "doc", "include", "out"]);
+    assert_eq!(outputs("cuda_cupti"), ["include", "lib", "static"]);
+}
+
+#[test]
+fn list_shows_components_and_refuses_windows_zips() {
+    let dir = Dir::new();
+    let manifest = dir.join("redistrib_x.json");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"{{"release_label": "9.0", "release_product": "cudnn",
+               "cudnn": {{"version": "9.0.1", "cuda_variant": ["12", "13"],
+                 "linux-x86_64": {{"cuda12": {{"relative_path": "a12.tar.xz", "sha256": "{a}", "size": "1048576"}},
+                                   "cuda13": {{"relative_path": "a13.tar.xz", "sha256": "{a}", "size": "2097152"}}}},
+                 "windows-x86_64": {{"relative_path": "w.zip", "sha256": "{a}", "size": "10"}}}}}}"#,
+            a = "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "list".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+        ],
+        None,
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("cudnn                        9.0.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("variants: cuda12 (1.0 MiB), cuda13 (2.0 MiB)"),
+        "{text}"
+    );
+    let o = run(
+        &[
+            "list".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--platform".as_ref(),
+            "windows-x86_64".as_ref(),
+            "--json".as_ref(),
+        ],
+        None,
+    );
+    let j = ok_json(&o);
+    assert_eq!(j["components"][0]["installable"], false);
+    let prefix = dir.join("p");
+    let o = run(
+        &[
+            "install".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "cudnn".as_ref(),
+        ],
+        None,
+    );
+    fails_with(&o, &["cudnn 9.0.1 comes in several CUDA variants; choose one with --variant (cuda12, cuda13)"]);
+    let o = run(
+        &[
+            "install".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--platform".as_ref(),
+            "windows-x86_64".as_ref(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "cudnn".as_ref(),
+        ],
+        None,
+    );
+    fails_with(
+        &o,
+        &["is a Windows .zip archive (w.zip); redist installs Linux tarballs only"],
+    );
+}
