@@ -149,3 +149,45 @@ fn nvrtc_splits_and_loads() {
         String::from_utf8_lossy(&v.stderr)
     );
 }
+
+#[test]
+#[ignore = "needs the NVIDIA mirror: cargo xtask e2e"]
+fn install_over_loopback_http_gives_a_working_merged_prefix() {
+    let d = Dir::new();
+    let server = redist_fixtures::http::Server::start(mirror());
+    let manifest = std::fs::read_dir(mirror())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("redistrib_"))
+        .unwrap();
+    let prefix = d.join("cuda");
+    let cache = d.join("cache");
+    let url = server.url(&manifest);
+    let o = run(
+        &[
+            "install".as_ref(),
+            "--manifest".as_ref(),
+            url.as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "cuda_nvcc".as_ref(),
+            "cuda_cudart".as_ref(),
+            "cuda_nvrtc".as_ref(),
+            "--json".as_ref(),
+        ],
+        None,
+    );
+    let report = ok_json(&o);
+    assert_eq!(report["components"].as_array().unwrap().len(), 3);
+    let v = Command::new(prefix.join("bin/ptxas")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("Cuda compilation tools, release 12.9"));
+    assert!(prefix.join("nvvm/lib64/libnvvm.so").is_file());
+    let v = Command::new(dlopen_version(&d)).arg(prefix.join("lib/libnvrtc.so")).arg("nvrtcVersion").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&v.stdout), "nvrtcVersion rc=0 12 9\n");
+    for doc in ["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"] {
+        assert!(prefix.join("share/doc").join(doc).join("LICENSE").is_file(), "{doc}");
+    }
+}
