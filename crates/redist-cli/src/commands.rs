@@ -286,6 +286,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         decoder_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        autopatch: args.patch.options()?,
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     let report = install::install(&source, &selected, &opts, &reporter)?;

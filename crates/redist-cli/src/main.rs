@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod patchelf;
 mod progress;
 mod table;
 
@@ -83,6 +84,10 @@ enum Command {
 
     /// Print the built-in layout rules, the starting point for a --rules file.
     Rules,
+
+    /// Edit ELF interpreter, RUNPATH, DT_NEEDED and SONAME, like patchelf
+    /// (the binary behaves so when invoked as `patchelf`, too).
+    Patchelf(patchelf::Args),
 }
 
 /// Where the manifest and archives come from.
@@ -205,6 +210,8 @@ struct InstallArgs {
     /// Components installed at once (default: cores).
     #[arg(long, short, value_name = "N")]
     jobs: Option<usize>,
+    #[command(flatten)]
+    patch: PatchArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -248,6 +255,9 @@ struct UnpackArgs {
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
 
+    #[command(flatten)]
+    patch: PatchArgs,
+
     /// Print the report as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -257,6 +267,90 @@ struct UnpackArgs {
     quiet: bool,
 }
 
+/// autopatch: how ELF files get their RUNPATH and interpreter.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Linking (autopatch)")]
+struct PatchArgs {
+    /// Interpreter (dynamic loader) for executables that have one,
+    /// e.g. /lib64/ld-linux-x86-64.so.2 or a Nix glibc's.
+    #[arg(long, value_name = "PATH")]
+    interpreter: Option<String>,
+
+    /// Library directory of a dependency, searched after the component's
+    /// own outputs (repeatable, in order).
+    #[arg(long = "dep", value_name = "DIR")]
+    deps: Vec<PathBuf>,
+
+    /// Entry appended to every RUNPATH written (repeatable), e.g.
+    /// /run/opengl-driver/lib where the driver provides libcuda.so.1.
+    #[arg(long, value_name = "DIR")]
+    append_runpath: Vec<String>,
+
+    /// Libraries that may stay unresolved (glob on the name, repeatable),
+    /// e.g. 'libcuda.so*'.
+    #[arg(long, value_name = "GLOB")]
+    ignore_missing: Vec<String>,
+
+    /// `relative`: $ORIGIN/… entries, the tree can move; `absolute`: final
+    /// paths (what Nix's reference scanner needs).
+    #[arg(long, value_enum, default_value_t = RunpathArg::Relative)]
+    runpath: RunpathArg,
+
+    /// Resolve libc's own libraries (and whatever the system libc directory
+    /// provides) into RUNPATH instead of leaving them to the system.
+    #[arg(long)]
+    keep_libc: bool,
+
+    /// Leave ELF files exactly as they are in the archive.
+    #[arg(long)]
+    no_patch: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RunpathArg {
+    Relative,
+    Absolute,
+}
+
+impl PatchArgs {
+    fn options(&self) -> Result<Option<redist::autopatch::Options>, redist::Error> {
+        if self.no_patch {
+            return Ok(None);
+        }
+        let ignore_missing = if self.ignore_missing.is_empty() {
+            None
+        } else {
+            let mut b = globset::GlobSetBuilder::new();
+            for g in &self.ignore_missing {
+                b.add(globset::Glob::new(g).map_err(|e| redist::Error::Rules {
+                    origin: "--ignore-missing".into(),
+                    message: format!("glob `{g}`: {e}"),
+                })?);
+            }
+            Some(b.build().map_err(|e| redist::Error::Rules {
+                origin: "--ignore-missing".into(),
+                message: e.to_string(),
+            })?)
+        };
+        let deps = self
+            .deps
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+            .collect();
+        Ok(Some(redist::autopatch::Options {
+            interpreter: self.interpreter.clone(),
+            deps,
+            append_runpath: self.append_runpath.clone(),
+            ignore_missing,
+            runpath: match self.runpath {
+                RunpathArg::Relative => redist::autopatch::RunpathMode::Relative,
+                RunpathArg::Absolute => redist::autopatch::RunpathMode::Absolute,
+            },
+            keep_libc: self.keep_libc,
+        }))
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LayoutArg {
     Split,
@@ -264,13 +358,23 @@ enum LayoutArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Invoked through a `patchelf` symlink: be patchelf.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name().map(|n| n.to_owned()));
+    if invoked_as.is_some_and(|n| n == "patchelf") {
+        args.insert(1, "patchelf".into());
+        args[0] = "redist".into();
+    }
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Unpack(args) => unpack(args),
         Command::List(args) => commands::list(args),
         Command::Fetch(args) => commands::fetch(args),
         Command::Install(args) => commands::install(args),
         Command::Features(args) => commands::features(args),
+        Command::Patchelf(args) => return ExitCode::from(patchelf::run(args)),
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())
@@ -306,6 +410,7 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
     };
     let mut opts = redist::UnpackOptions {
         layout,
+        autopatch: args.patch.options()?,
         ..Default::default()
     };
     if let Some(t) = args.threads {

@@ -78,6 +78,32 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "    {f}");
         }
     }
+    if let Some(ap) = &r.autopatch {
+        let changed = ap.files.iter().filter(|f| f.changed).count();
+        let _ = writeln!(
+            s,
+            "  autopatch: {} ELF files linked ({changed} changed), {} skipped",
+            ap.files.len(),
+            ap.skipped.len()
+        );
+        for f in ap.files.iter().filter(|f| f.changed) {
+            let _ = writeln!(
+                s,
+                "    {}: RUNPATH {}",
+                f.path,
+                f.runpath.as_deref().unwrap_or("(none)")
+            );
+        }
+        for k in &ap.skipped {
+            let _ = writeln!(s, "    {}: skipped, {}", k.path, k.reason);
+        }
+        for (file, lib) in &ap.ignored {
+            let _ = writeln!(
+                s,
+                "    warning: {file}: {lib} left unresolved (--ignore-missing)"
+            );
+        }
+    }
     let _ = writeln!(s);
     let _ = writeln!(
         s,

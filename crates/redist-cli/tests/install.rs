@@ -593,3 +593,93 @@ fn list_shows_components_and_refuses_windows_zips() {
         &["is a Windows .zip archive (w.zip); redist installs Linux tarballs only"],
     );
 }
+
+/// `comp_app` has bin/app; `comp_lib` has the libraries it needs.
+fn app_and_libs() -> Mirror {
+    let l = redist_fixtures::linked();
+    let app = redist_fixtures::redist_archive(
+        "comp_app",
+        "1",
+        vec![redist_fixtures::Item::exe("bin/app", l.app.clone())],
+    );
+    let libs = redist_fixtures::redist_archive(
+        "comp_lib",
+        "1",
+        vec![
+            redist_fixtures::Item::exe("lib/libuser.so.1.0", l.libuser.clone()),
+            redist_fixtures::Item::link("lib/libuser.so.1", "libuser.so.1.0"),
+            redist_fixtures::Item::link("lib/libuser.so", "libuser.so.1"),
+            redist_fixtures::Item::exe("lib/libdep.so.1", l.libdep.clone()),
+            redist_fixtures::Item::file("include/user.h", "int user_value(void);\n"),
+        ],
+    );
+    Mirror::new(&[
+        Component::new("comp_app", "1", app),
+        Component::new("comp_lib", "1", libs),
+    ])
+}
+
+fn runs_app(p: &Path) {
+    let o = std::process::Command::new(p)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "app says 42\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn merged_install_links_programs_to_other_components_libraries() {
+    let m = app_and_libs();
+    let report = ok_json(&m.install(&["comp_app", "comp_lib", "--json"]));
+    let p = m.prefix();
+    assert_eq!(
+        elfpatch::read(&p.join("bin/app"))
+            .unwrap()
+            .runpath
+            .as_deref(),
+        Some("$ORIGIN/../lib")
+    );
+    assert_eq!(report["autopatch"]["files"].as_array().unwrap().len(), 3);
+    // Relocatable: move the prefix and run.
+    let moved = m.dir.join("moved");
+    std::fs::rename(&p, &moved).unwrap();
+    runs_app(&moved.join("bin/app"));
+}
+
+#[test]
+fn split_install_links_across_component_directories() {
+    let m = app_and_libs();
+    ok_json(&m.install(&["comp_app", "comp_lib", "--layout", "split", "--json"]));
+    let app = m.prefix().join("comp_app/bin/bin/app");
+    assert_eq!(
+        elfpatch::read(&app).unwrap().runpath.as_deref(),
+        Some("$ORIGIN/../../../comp_lib/lib/lib")
+    );
+    runs_app(&app);
+}
+
+#[test]
+fn only_keeps_the_paths_and_what_they_need() {
+    let m = app_and_libs();
+    let o = m.install(&["comp_app", "comp_lib", "--only", "bin/app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let keys: Vec<String> = tree_of(&m.prefix())
+        .into_keys()
+        .filter(|k| !k.starts_with(".redist"))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "bin/app",
+            "lib/libdep.so.1",
+            "lib/libuser.so.1",
+            "lib/libuser.so.1.0"
+        ]
+    );
+    runs_app(&m.prefix().join("bin/app"));
+}

@@ -182,12 +182,25 @@ fn install_over_loopback_http_gives_a_working_merged_prefix() {
     );
     let report = ok_json(&o);
     assert_eq!(report["components"].as_array().unwrap().len(), 3);
-    let v = Command::new(prefix.join("bin/ptxas")).arg("--version").output().unwrap();
+    let v = Command::new(prefix.join("bin/ptxas"))
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).contains("Cuda compilation tools, release 12.9"));
     assert!(prefix.join("nvvm/lib64/libnvvm.so").is_file());
-    let v = Command::new(dlopen_version(&d)).arg(prefix.join("lib/libnvrtc.so")).arg("nvrtcVersion").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&v.stdout), "nvrtcVersion rc=0 12 9\n");
+    let v = Command::new(dlopen_version(&d))
+        .arg(prefix.join("lib/libnvrtc.so"))
+        .arg("nvrtcVersion")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout),
+        "nvrtcVersion rc=0 12 9\n"
+    );
     for doc in ["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"] {
-        assert!(prefix.join("share/doc").join(doc).join("LICENSE").is_file(), "{doc}");
+        assert!(
+            prefix.join("share/doc").join(doc).join("LICENSE").is_file(),
+            "{doc}"
+        );
     }
 }

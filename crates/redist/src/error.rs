@@ -91,6 +91,14 @@ pub enum Error {
     #[error("{what}: {message}")]
     Install { what: String, message: String },
 
+    /// Libraries no output, `--dep` directory or the system provides.
+    #[error("unresolved libraries (add --dep DIR, or --ignore-missing GLOB to allow them):{}", pairs.iter().map(|(f, l)| format!("\n  {f}: {l}")).collect::<String>())]
+    Unresolved { pairs: Vec<(String, String)> },
+
+    /// Patching an ELF file failed.
+    #[error("cannot patch {path}: {message}")]
+    Patch { path: PathBuf, message: String },
+
     /// The decoder thread failed; the pipeline replaces this with the
     /// thread's own error, which names the cause.
     #[error("the decoder thread failed")]

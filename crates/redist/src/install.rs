@@ -286,6 +286,8 @@ pub struct InstallOptions {
     pub jobs: usize,
     /// xz decoder threads per component.
     pub decoder_threads: u32,
+    /// Link the new components' ELF files across the whole prefix.
+    pub autopatch: Option<crate::autopatch::Options>,
 }
 
 /// What one component's install did.
@@ -320,6 +322,8 @@ pub struct InstallReport {
     pub components: Vec<ComponentReport>,
     /// True when everything asked for was already installed.
     pub unchanged: bool,
+    /// What autopatch did to the new components.
+    pub autopatch: Option<crate::autopatch::Report>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -346,6 +350,9 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
         source,
     }
 }
+
+/// One component's unpack result, by its index in the work list.
+type Unpacked = (usize, Result<(Report, Origin)>);
 
 /// Install `selected` from `source` into `opts.prefix`.
 pub fn install(
@@ -390,6 +397,7 @@ pub fn install(
             layout: opts.layout,
             components: selected.iter().map(|s| already(s, &state)).collect(),
             unchanged: true,
+            autopatch: None,
             seconds: started.elapsed().as_secs_f64(),
         });
     }
@@ -402,7 +410,7 @@ pub fn install(
     // Download, verify and unpack, `jobs` components at a time.
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<(usize, Result<(Report, Origin)>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Unpacked>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.clamp(1, todo.len()) {
             scope.spawn(|| loop {
@@ -419,9 +427,10 @@ pub fn install(
                     layout: layout.clone(),
                     decoder_threads: opts.decoder_threads,
                     mtime: None,
-                    only: opts.only.clone(),
+                    only: None,
                     final_root: Some(final_root),
                     relocatable_pkgconfig: true,
+                    autopatch: None,
                 };
                 let out = tmp.join(&sel.component);
                 let r = source.with_archive(sel, |opened| {
@@ -453,6 +462,17 @@ pub fn install(
     for (i, r) in results {
         let (report, origin) = r?;
         unpacked.push((todo[i], report, origin));
+    }
+    if let Some(only) = &opts.only {
+        let keys: Vec<&str> = unpacked
+            .iter()
+            .map(|(s, _, _)| s.component.as_str())
+            .collect();
+        prune(&tmp, &keys, only, opts.layout);
+        for (sel, report, _) in &mut unpacked {
+            let dir = tmp.join(&sel.component);
+            report.elf_files.retain(|f| dir.join(f).exists());
+        }
     }
 
     // Merge into the staged prefix.
@@ -498,6 +518,42 @@ pub fn install(
         );
     }
     let _ = fs::remove_dir_all(&tmp);
+
+    // Link the new components against the whole prefix: in a merged tree,
+    // a program finds libraries of other components.
+    let patched = match &opts.autopatch {
+        Some(ap) => {
+            let mut candidates = Vec::new();
+            for r in reports.values() {
+                let Some(u) = &r.unpack else { continue };
+                for elf in &u.elf_files {
+                    candidates.push(match opts.layout {
+                        Mode::Merged => crate::autopatch::Candidate {
+                            path: elf.clone(),
+                            output_dir: String::new(),
+                        },
+                        Mode::Split => crate::autopatch::Candidate {
+                            path: format!("{}/{elf}", r.component),
+                            output_dir: format!(
+                                "{}/{}",
+                                r.component,
+                                elf.split('/').next().unwrap_or("")
+                            ),
+                        },
+                    });
+                }
+            }
+            let files = tree_files(&staging.path);
+            Some(crate::autopatch::run(
+                &staging.path,
+                &prefix,
+                &candidates,
+                &files,
+                ap,
+            )?)
+        }
+        None => None,
+    };
     let state_path = staging.path.join(STATE);
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
         path: state_path.clone(),
@@ -519,6 +575,7 @@ pub fn install(
         layout: opts.layout,
         components,
         unchanged: false,
+        autopatch: patched,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -591,6 +648,98 @@ fn list_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// `--only`: keep the paths matching `only` and everything they need —
+/// symlink targets, and the libraries (DT_NEEDED, `.note.dlopen`) other
+/// kept files load, found by name in any of the components — and remove
+/// the rest from the unpacked trees in `tmp/<component>/`.
+fn prune(tmp: &Path, components: &[&str], only: &globset::GlobSet, layout: Mode) {
+    use std::collections::{HashMap, HashSet};
+    let mut all: Vec<(String, String)> = Vec::new();
+    for c in components {
+        let mut files = Vec::new();
+        list_files(&tmp.join(c), &tmp.join(c), &mut files);
+        all.extend(files.into_iter().map(|f| (c.to_string(), f)));
+    }
+    // Globs speak of paths inside an output (`bin/ptxas`), whatever the layout.
+    let inner = |rel: &str| -> String {
+        match layout {
+            Mode::Merged => rel.to_owned(),
+            Mode::Split => rel.split_once('/').map_or(rel, |(_, r)| r).to_owned(),
+        }
+    };
+    let mut by_name: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (c, f) in &all {
+        if !(f.starts_with("stubs/") || f.contains("/stubs/")) {
+            let name = f.rsplit('/').next().unwrap_or(f).to_owned();
+            by_name
+                .entry(name)
+                .or_default()
+                .push((c.clone(), f.clone()));
+        }
+    }
+    let mut keep: HashSet<(String, String)> = all
+        .iter()
+        .filter(|(_, f)| only.is_match(inner(f)))
+        .cloned()
+        .collect();
+    let mut queue: Vec<(String, String)> = keep.iter().cloned().collect();
+    while let Some((c, f)) = queue.pop() {
+        let root = tmp.join(&c);
+        let abs = root.join(&f);
+        let mut found: Vec<(String, String)> = Vec::new();
+        if fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink()) {
+            if let (Ok(t), Ok(r)) = (fs::canonicalize(&abs), fs::canonicalize(&root)) {
+                if let Ok(rel) = t.strip_prefix(&r) {
+                    found.push((c.clone(), rel.to_string_lossy().into_owned()));
+                }
+            }
+        } else if let Ok(info) = elfpatch::read(&abs) {
+            let dl = elfpatch::notes::dlopen_sonames(&abs).unwrap_or_default();
+            for name in info.needed.iter().chain(dl.iter().flatten()) {
+                found.extend(by_name.get(name).into_iter().flatten().cloned());
+            }
+        }
+        for f in found {
+            if keep.insert(f.clone()) {
+                queue.push(f);
+            }
+        }
+    }
+    for (c, f) in &all {
+        if !keep.contains(&(c.clone(), f.clone())) {
+            let _ = fs::remove_file(tmp.join(c).join(f));
+        }
+    }
+}
+
+/// Every file and symlink of the staged prefix, symlinks with the file
+/// they resolve to, for autopatch's library index.
+fn tree_files(root: &Path) -> Vec<crate::autopatch::TreeFile> {
+    let mut files = Vec::new();
+    list_files(root, root, &mut files);
+    let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    files
+        .into_iter()
+        .filter(|f| !f.starts_with(".redist/"))
+        .map(|path| {
+            let abs = root.join(&path);
+            let target = fs::symlink_metadata(&abs)
+                .ok()
+                .filter(|m| m.file_type().is_symlink())
+                .and_then(|_| {
+                    let t = fs::canonicalize(&abs).ok()?;
+                    Some(
+                        t.strip_prefix(&canonical_root)
+                            .ok()?
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                });
+            crate::autopatch::TreeFile { path, target }
+        })
+        .collect()
+}
+
 fn remove_files(root: &Path, files: &[String]) {
     for f in files {
         let _ = fs::remove_file(root.join(f));
@@ -617,7 +766,7 @@ fn merge(from: &Path, to: &Path, sel: &Selected, state: &State) -> Result<Vec<St
             let owner = state
                 .components
                 .iter()
-                .find(|(_, i)| i.files.iter().any(|f| *f == dest_rel))
+                .find(|(_, i)| i.files.contains(&dest_rel))
                 .map_or_else(|| "another component".to_owned(), |(k, _)| k.clone());
             return Err(Error::Install {
                 what: format!("{} {}", sel.component, sel.version),

@@ -28,6 +28,7 @@
 //! staging directory next to the destination and renamed into place at the
 //! end. Progress is reported through [`Progress`]; this crate never prints.
 
+pub mod autopatch;
 pub mod decode;
 pub mod error;
 pub mod fixup;
@@ -126,6 +127,9 @@ pub struct UnpackOptions {
     /// Write pkg-config paths relative to the `.pc` file (`${pcfiledir}/…`)
     /// so the tree can be moved.
     pub relocatable_pkgconfig: bool,
+    /// Fix RUNPATH and interpreter of the ELF files written; `None` leaves
+    /// them as they are.
+    pub autopatch: Option<autopatch::Options>,
 }
 
 impl Default for UnpackOptions {
@@ -137,6 +141,7 @@ impl Default for UnpackOptions {
             only: None,
             final_root: None,
             relocatable_pkgconfig: false,
+            autopatch: Some(autopatch::Options::default()),
         }
     }
 }
@@ -225,6 +230,21 @@ fn run(
     )?;
     let fix_time = fix_start.elapsed();
 
+    let patched = match &opts.autopatch {
+        Some(ap) => {
+            progress.stage("autopatch");
+            let (candidates, files) = autopatch_inputs(&tree, &opts.layout);
+            Some(autopatch::run(
+                staging.path(),
+                final_root,
+                &candidates,
+                &files,
+                ap,
+            )?)
+        }
+        None => None,
+    };
+
     progress.stage("publish");
     staging.publish(out)?;
 
@@ -264,6 +284,7 @@ fn run(
         outputs,
         elf_files,
         fixups,
+        autopatch: patched.clone(),
         bytes_in: dstats.bytes_in,
         bytes_decoded: dstats.bytes_out,
         bytes_written: tree.bytes_written,
@@ -272,9 +293,46 @@ fn run(
             decode: Stage::new(dstats.busy, dstats.bytes_out),
             write: Stage::new(write_time, dstats.bytes_out),
             fixups: Stage::new(fix_time, 0),
+            autopatch: Stage::new(
+                std::time::Duration::from_secs_f64(patched.as_ref().map_or(0.0, |p| p.seconds)),
+                0,
+            ),
             total: Stage::new(started.elapsed(), dstats.bytes_out),
         },
     })
+}
+
+/// The ELF files of a tree (hard links are patched through their first
+/// name) and every file and symlink, for autopatch's library index.
+fn autopatch_inputs(
+    tree: &unpack::Tree,
+    layout: &Layout,
+) -> (Vec<autopatch::Candidate>, Vec<autopatch::TreeFile>) {
+    let mut candidates: Vec<autopatch::Candidate> = tree
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.elf)
+        .map(|(dest, n)| autopatch::Candidate {
+            path: dest.clone(),
+            output_dir: layout.output_dir(&n.output).to_owned(),
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.path.cmp(&b.path));
+    let files = tree
+        .nodes
+        .iter()
+        .map(|(dest, n)| autopatch::TreeFile {
+            path: dest.clone(),
+            target: match &n.kind {
+                unpack::NodeKind::Symlink { written, .. } => {
+                    unpack::resolve(dest, written, &tree.nodes)
+                }
+                unpack::NodeKind::Hardlink(t) => Some(t.clone()),
+                unpack::NodeKind::File => None,
+            },
+        })
+        .collect();
+    (candidates, files)
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

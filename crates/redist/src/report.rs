@@ -50,6 +50,8 @@ pub struct Report {
     pub elf_files: Vec<String>,
     /// One line per fixup applied.
     pub fixups: Vec<String>,
+    /// What autopatch did (absent with `--no-patch`).
+    pub autopatch: Option<crate::autopatch::Report>,
     /// Compressed bytes read.
     pub bytes_in: u64,
     /// Decompressed (tar) bytes.
@@ -87,6 +89,8 @@ pub struct Stages {
     pub write: Stage,
     /// Fixups on the staged tree.
     pub fixups: Stage,
+    /// RUNPATH and interpreter edits.
+    pub autopatch: Stage,
     /// Wall-clock, start to published.
     pub total: Stage,
 }

@@ -726,6 +726,36 @@ pub(crate) fn relative(from: &str, to: &str) -> String {
     }
 }
 
+/// Follow a symlink chain inside the tree: the path (relative to the root)
+/// of the file `dest` → `written` finally names, if it is in `nodes`.
+pub fn resolve(dest: &str, written: &str, nodes: &HashMap<String, Node>) -> Option<String> {
+    let mut at = dest.to_owned();
+    let mut target = written.to_owned();
+    for _ in 0..40 {
+        let mut parts: Vec<&str> = parent(&at).split('/').filter(|c| !c.is_empty()).collect();
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                c => parts.push(c),
+            }
+        }
+        let next = parts.join("/");
+        match nodes.get(&next).map(|n| &n.kind) {
+            Some(NodeKind::Symlink { written, .. }) => {
+                target = written.clone();
+                at = next;
+            }
+            Some(NodeKind::Hardlink(t)) => return Some(t.clone()),
+            Some(NodeKind::File) => return Some(next),
+            None => return None,
+        }
+    }
+    None
+}
+
 /// A staging directory next to the final one, removed unless published.
 pub struct Staging {
     path: PathBuf,

@@ -50,6 +50,7 @@ fn progress_reports_every_compressed_byte_and_the_stages() {
         [
             format!("begin {} Some({size})", archive.display()),
             "stage fixups".into(),
+            "stage autopatch".into(),
             "stage publish".into(),
             "finish".into()
         ]

@@ -1,0 +1,207 @@
+//! Errors: one [`Error`] per failed call, naming the file and the problem.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A failed read or patch: which file, and what was wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct Error {
+    path: PathBuf,
+    #[source]
+    kind: ErrorKind,
+}
+
+impl Error {
+    /// Attaches a file name to a problem.
+    pub fn new(path: impl Into<PathBuf>, kind: ErrorKind) -> Self {
+        Error {
+            path: path.into(),
+            kind,
+        }
+    }
+
+    /// The file the problem is about (`<memory>` for in-memory images).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Whether the input was rejected as malformed ELF (as opposed to an I/O
+    /// failure, an unsupported request or a layout we cannot edit).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self.kind, ErrorKind::Malformed(_))
+    }
+}
+
+/// The kinds of failure, each carrying the offending values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Reading or writing the file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The input is not well-formed ELF.
+    #[error("malformed ELF: {0}")]
+    Malformed(#[from] Malformed),
+    /// The requested edit is not possible for this file.
+    #[error("cannot edit: {0}")]
+    Unsupported(#[from] Unsupported),
+}
+
+/// A structural problem in the input, found while parsing. The file is never
+/// written when one of these is reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The file does not start with `\x7fELF`.
+    #[error("not an ELF file (bad magic)")]
+    NotElf,
+    /// `EI_CLASS` is neither 32- nor 64-bit.
+    #[error("unknown ELF class {0}")]
+    BadClass(u8),
+    /// `EI_DATA` is neither little nor big endian.
+    #[error("unknown ELF data encoding {0}")]
+    BadEndian(u8),
+    /// A header field has a value that makes no sense.
+    #[error("bad {field}: {value}")]
+    BadField {
+        /// The field, e.g. `e_phentsize`.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A range read from the file lies (partly) outside it.
+    #[error(
+        "{what} at offset {offset:#x}, size {size:#x} lies outside the file ({file_len:#x} bytes)"
+    )]
+    OutOfBounds {
+        /// What was being read.
+        what: &'static str,
+        /// Its offset in the file.
+        offset: u64,
+        /// Its size.
+        size: u64,
+        /// The file's size.
+        file_len: u64,
+    },
+    /// A virtual address is not backed by file bytes of any `PT_LOAD`.
+    #[error("{what} at address {addr:#x} (size {size:#x}) is not inside any loadable segment")]
+    Unmapped {
+        /// What the address is for, e.g. `DT_STRTAB`.
+        what: &'static str,
+        /// The address.
+        addr: u64,
+        /// The size needed there.
+        size: u64,
+    },
+    /// Two loadable segments claim the same addresses.
+    #[error("loadable segments {first} and {second} overlap in memory")]
+    OverlappingSegments {
+        /// Index of the first program header.
+        first: usize,
+        /// Index of the second program header.
+        second: usize,
+    },
+    /// A table overlaps the ELF header or the program/section header tables.
+    #[error("{what} at offset {offset:#x} overlaps the ELF, program or section headers")]
+    OverlapsHeaders {
+        /// Which table.
+        what: &'static str,
+        /// Its offset.
+        offset: u64,
+    },
+    /// Section headers and the dynamic section disagree.
+    #[error("{what}: the section header says {section:#x}, the dynamic section says {dynamic:#x}")]
+    Inconsistent {
+        /// What disagrees.
+        what: &'static str,
+        /// The section header's value.
+        section: u64,
+        /// The program header's or dynamic entry's value.
+        dynamic: u64,
+    },
+    /// The file has more than one `PT_DYNAMIC` or `PT_INTERP`.
+    #[error("more than one {0} program header")]
+    Duplicate(&'static str),
+    /// The dynamic section has no terminating `DT_NULL`.
+    #[error("dynamic section at offset {offset:#x} has no DT_NULL terminator")]
+    UnterminatedDynamic {
+        /// Offset of the dynamic section.
+        offset: u64,
+    },
+    /// A dynamic section without `DT_STRTAB` or `DT_STRSZ` but with strings.
+    #[error("dynamic section has {0} but no string table")]
+    MissingStrtab(&'static str),
+    /// A string table whose last byte is not NUL, or a string running off it.
+    #[error("{table}: string at offset {offset:#x} is not NUL-terminated")]
+    UnterminatedString {
+        /// Which table, e.g. `.dynstr`.
+        table: &'static str,
+        /// Offset of the string inside the table.
+        offset: u64,
+    },
+    /// A string offset past the end of its table.
+    #[error(
+        "{what}: string offset {offset:#x} is past the end of the string table ({size:#x} bytes)"
+    )]
+    StringOutOfBounds {
+        /// Who refers to the string, e.g. `DT_NEEDED`.
+        what: &'static str,
+        /// The offset.
+        offset: u64,
+        /// The table's size.
+        size: u64,
+    },
+    /// The version sections (`.gnu.version_r`, `.gnu.version_d`) are broken.
+    #[error("{what}: {problem}")]
+    BadVersionTable {
+        /// Which table.
+        what: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+/// An edit that cannot be made to this (well-formed) file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// The edit needs a dynamic section and the file has none.
+    #[error("the file has no dynamic section (statically linked or not a program)")]
+    NoDynamic,
+    /// Setting the interpreter of a file without `PT_INTERP`.
+    #[error("the file has no PT_INTERP to replace")]
+    NoInterpreter,
+    /// A requested string contains a NUL byte or is empty where it may not be.
+    #[error("invalid {what} {value:?}: {why}")]
+    BadValue {
+        /// Which value.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it is rejected.
+        why: &'static str,
+    },
+    /// The program header table cannot grow in place.
+    #[error("no room to add a program header: {0}")]
+    NoRoomForProgramHeader(String),
+    /// A new offset or address does not fit the file's class.
+    #[error("{what} {value:#x} does not fit in a 32-bit ELF file")]
+    TooLarge {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// The page size given is not a power of two.
+    #[error("page size {0} is not a power of two")]
+    BadPageSize(u64),
+}
+
+/// Shorthand used inside the crate before a path is attached.
+pub(crate) type Result<T, E = ErrorKind> = std::result::Result<T, E>;

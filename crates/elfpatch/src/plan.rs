@@ -1,0 +1,1125 @@
+//! The planner: a [`View`] plus requested [`Edits`] become a [`Plan`] — the
+//! byte writes, the new tail and the new file length — without touching the
+//! file.
+//!
+//! All edits of one file are planned together, so a file changes layout at
+//! most once. The order of decisions:
+//!
+//! 1. the new dynamic entries (needed libraries, SONAME, RUNPATH/RPATH);
+//! 2. where their strings go (the `strtab` module): in place when safe,
+//!    else in a copy of `.dynstr`;
+//! 3. whether `.dynamic` still fits (spare `DT_NULL` slots) and whether the
+//!    interpreter still fits `PT_INTERP`;
+//! 4. if anything must move, one tail at the end of the file: our own tail
+//!    segment rebuilt, the last segment extended, or a new `PT_LOAD` (for
+//!    which the program header table grows in place, moving the small
+//!    tables right after it into the tail);
+//! 5. every referrer of every moved thing is rewritten, and the result is
+//!    diffed against the file so that only changed bytes are written.
+
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB};
+use goblin::elf::header::{
+    EM_AARCH64, EM_LOONGARCH, EM_MIPS, EM_MIPS_RS3_LE, EM_PPC64, EM_SPARC, EM_SPARC32PLUS,
+    EM_SPARCV9,
+};
+use goblin::elf::program_header::{PF_R, PF_W, PT_LOAD, PT_NULL, PT_PHDR};
+use goblin::elf::section_header::SHF_ALLOC;
+use goblin::elf::{ProgramHeader, SectionHeader};
+
+use crate::error::{Malformed, Result, Unsupported};
+use crate::segments::{self, Layout, Referrer, DT_MIPS_RLD_MAP_REL, MOVABLE_TAGS};
+use crate::strtab::{self, Want};
+use crate::view::{Tables, View, STRING_TAGS};
+
+/// What to do with the library search path (`DT_RUNPATH` / `DT_RPATH`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunpathEdit {
+    /// Leave it alone.
+    #[default]
+    Keep,
+    /// Replace it with this colon-separated list.
+    Set(String),
+    /// Append these colon-separated entries (those not already present).
+    Add(String),
+    /// Remove both `DT_RUNPATH` and `DT_RPATH`.
+    Remove,
+    /// Keep only the entries that are not absolute (`$ORIGIN/…`) and the
+    /// directories that provide a still-unresolved `DT_NEEDED` library of
+    /// the same machine; with `allowed_prefixes` non-empty, absolute
+    /// entries must also start with one of them (patchelf's
+    /// `--shrink-rpath --allowed-rpath-prefixes`).
+    Shrink {
+        /// Prefixes absolute entries must start with (empty: any).
+        allowed_prefixes: Vec<String>,
+    },
+}
+
+/// The edits to make to one file, all planned together.
+///
+/// `Default` is "change nothing"; set only the fields you need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edits {
+    /// New interpreter (`PT_INTERP`), e.g. `/lib64/ld-linux-x86-64.so.2`.
+    pub interpreter: Option<String>,
+    /// What to do with the search path.
+    pub runpath: RunpathEdit,
+    /// Write `DT_RPATH` instead of `DT_RUNPATH`. Without it, like patchelf,
+    /// an edit that changes the search path turns an existing `DT_RPATH`
+    /// into `DT_RUNPATH` (and with it, a `DT_RUNPATH` into `DT_RPATH`). Setting
+    /// the value a file already has changes nothing, whatever the tag.
+    pub force_rpath: bool,
+    /// Libraries to add as `DT_NEEDED` (before the existing ones, like
+    /// patchelf; names already needed are skipped).
+    pub add_needed: Vec<String>,
+    /// Libraries whose `DT_NEEDED` entries are removed.
+    pub remove_needed: Vec<String>,
+    /// (old, new) `DT_NEEDED` renames; the `.gnu.version_r` file names
+    /// follow.
+    pub replace_needed: Vec<(String, String)>,
+    /// New `DT_SONAME` (added when missing).
+    pub soname: Option<String>,
+    /// Page size for new segments; by default from `e_machine`
+    /// ([`default_page_size`]).
+    pub page_size: Option<u64>,
+}
+
+impl Edits {
+    /// Whether no edit is requested at all.
+    pub fn is_empty(&self) -> bool {
+        self.interpreter.is_none()
+            && self.runpath == RunpathEdit::Keep
+            && self.add_needed.is_empty()
+            && self.remove_needed.is_empty()
+            && self.replace_needed.is_empty()
+            && self.soname.is_none()
+    }
+
+    fn needs_dynamic(&self) -> bool {
+        self.runpath != RunpathEdit::Keep
+            || !self.add_needed.is_empty()
+            || !self.remove_needed.is_empty()
+            || !self.replace_needed.is_empty()
+            || self.soname.is_some()
+    }
+}
+
+/// The page size the loaders of `machine` assume: 64 KiB for AArch64, PPC64,
+/// MIPS and LoongArch, 8 KiB for SPARC, 4 KiB otherwise.
+pub fn default_page_size(machine: u16) -> u64 {
+    match machine {
+        EM_AARCH64 | EM_PPC64 | EM_MIPS | EM_MIPS_RS3_LE | EM_LOONGARCH => 0x10000,
+        EM_SPARC | EM_SPARC32PLUS | EM_SPARCV9 => 0x2000,
+        _ => 0x1000,
+    }
+}
+
+/// One positioned write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// File offset.
+    pub offset: u64,
+    /// The bytes to put there.
+    pub bytes: Vec<u8>,
+}
+
+/// The outcome of planning: writes inside the current file, new bytes at its
+/// end, and the new length. An empty plan means the file stays as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Writes inside the current file (only bytes that change), sorted.
+    pub writes: Vec<Write>,
+    /// New bytes starting at the current end of the file.
+    pub tail: Option<Write>,
+    /// The file's length before.
+    pub old_len: u64,
+    /// The file's length after.
+    pub new_len: u64,
+}
+
+impl Plan {
+    /// Whether applying the plan changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.tail.is_none() && self.new_len == self.old_len
+    }
+
+    /// Total number of bytes written, tail included.
+    pub fn bytes_written(&self) -> u64 {
+        self.writes
+            .iter()
+            .chain(&self.tail)
+            .map(|w| w.bytes.len() as u64)
+            .sum()
+    }
+}
+
+/// Tells the planner the `e_machine` of the ELF file at a path, if there is
+/// one; used by [`RunpathEdit::Shrink`].
+pub type Probe<'p> = &'p dyn Fn(&Path) -> Option<u16>;
+
+/// A dynamic entry being planned.
+#[derive(Debug, Clone)]
+struct Entry {
+    tag: u64,
+    val: u64,
+    /// A changed string value, placed later.
+    new_str: Option<Vec<u8>>,
+    /// Index in the original dynamic section.
+    orig: Option<usize>,
+}
+
+/// What goes into the tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    Dynstr,
+    Dynamic,
+    Interp,
+    Group(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    kind: ItemKind,
+    size: u64,
+    align: u64,
+    /// For moved groups: the old offset, whose residue modulo `align` the
+    /// new offset keeps (members inside may be aligned differently).
+    congruent: Option<u64>,
+    off: u64,
+    vaddr: u64,
+}
+
+/// Where the tail goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Rebuild our earlier tail segment (program header index).
+    Reuse(usize),
+    /// Append to the last segment (program header index).
+    Extend(usize),
+    /// A new `PT_LOAD`, in place of a `PT_NULL` entry or in a grown table.
+    New { replace_null: Option<usize> },
+}
+
+/// Plans `edits` for the file `view` describes.
+pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
+    validate(edits)?;
+    let page = match edits.page_size {
+        Some(p) if !p.is_power_of_two() => return Err(Unsupported::BadPageSize(p).into()),
+        Some(p) => p,
+        None => default_page_size(view.machine()),
+    };
+    if edits.needs_dynamic() && view.dynamic.is_none() {
+        return Err(Unsupported::NoDynamic.into());
+    }
+
+    // 1. Dynamic entries.
+    let mut entries: Vec<Entry> = view.dynamic.as_ref().map_or_else(Vec::new, |d| {
+        d.entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(tag, val))| Entry {
+                tag,
+                val,
+                new_str: None,
+                orig: Some(i),
+            })
+            .collect()
+    });
+    edit_needed(view, &mut entries, edits);
+    edit_soname(view, &mut entries, edits);
+    edit_runpath(view, &mut entries, edits, probe);
+
+    // 2. Strings.
+    let any_new_string = entries.iter().any(|e| e.new_str.is_some());
+    let tables = if any_new_string || interp_moves(view, edits) || dynamic_grows(view, &entries) {
+        view.tables()?
+    } else {
+        Default::default()
+    };
+    let (mut content, dynstr_copy) = if any_new_string {
+        place_strings(view, edits, &mut entries, &tables)?
+    } else {
+        (Vec::new(), None)
+    };
+
+    // 3. Interpreter and dynamic section capacity.
+    let mut new_interp: Option<Vec<u8>> = None;
+    if let Some(want) = &edits.interpreter {
+        let interp = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+        if want.as_bytes() != interp.value {
+            let p = &view.phdrs[interp.phdr];
+            let mut bytes = want.as_bytes().to_vec();
+            bytes.push(0);
+            if bytes.len() as u64 <= p.p_filesz {
+                bytes.resize(p.p_filesz as usize, 0);
+                content.push((p.p_offset, bytes));
+            } else {
+                new_interp = Some(bytes);
+            }
+        }
+    }
+    let mut move_dynamic = dynamic_grows(view, &entries);
+
+    // 4. Layout.
+    let mut phdrs: Vec<ProgramHeader> = view.phdrs.clone();
+    let mut shdrs: Vec<SectionHeader> = view.shdrs.clone();
+    let mut structural: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut new_len = view.file_len;
+    let mut dyn_vaddr = view.dynamic.as_ref().map_or(0, |d| d.vaddr);
+    let mut phnum = view.header.e_phnum;
+    let mut tail_items: Vec<Item> = Vec::new();
+    let mut layout = Layout::default();
+    let mut target = None;
+    let mut base = 0;
+    let mut repointed: HashSet<Referrer> = HashSet::new();
+
+    if dynstr_copy.is_some() || new_interp.is_some() || move_dynamic {
+        layout = segments::analyze(view, &tables);
+        loop {
+            let mut items = Vec::new();
+            repointed.clear();
+            if let Some(copy) = &dynstr_copy {
+                items.push(item(ItemKind::Dynstr, copy.len() as u64, 1));
+                repointed.insert(Referrer::Tag(DT_STRTAB));
+                if let Some(s) = view.dynstr.as_ref().and_then(|t| t.shdr) {
+                    repointed.insert(Referrer::Shdr(s));
+                }
+            }
+            if move_dynamic {
+                let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
+                let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
+                items.push(item(ItemKind::Dynamic, size, view.codec.word()));
+                repointed.insert(Referrer::Phdr(d.phdr));
+                if let Some(s) = d.shdr {
+                    repointed.insert(Referrer::Shdr(s));
+                }
+            }
+            if let Some(bytes) = &new_interp {
+                let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+                items.push(item(ItemKind::Interp, bytes.len() as u64, 1));
+                repointed.insert(Referrer::Phdr(i.phdr));
+                if let Some(s) = i.shdr {
+                    repointed.insert(Referrer::Shdr(s));
+                }
+            }
+            // Groups that move must not carry the live dynamic section: its
+            // contents are re-serialised from `entries`, so it moves as an item.
+            let carries_dynamic = |groups: &[usize]| {
+                view.dynamic.as_ref().is_some_and(|d| {
+                    groups.iter().any(|&g| {
+                        layout.has_live(&layout.groups[g], Referrer::Phdr(d.phdr), &repointed)
+                    })
+                })
+            };
+            let moved_groups: Vec<usize>;
+            let chosen;
+            if let Some((t, inside)) = segments::own_tail(view, &layout) {
+                moved_groups = inside
+                    .into_iter()
+                    .filter(|&g| !layout.is_dead(&layout.groups[g], &repointed))
+                    .collect();
+                chosen = Target::Reuse(t);
+                base = view.phdrs[t].p_offset;
+            } else if let Some(l) = segments::extendable(view) {
+                moved_groups = Vec::new();
+                chosen = Target::Extend(l);
+                base = view.file_len;
+            } else if let Some(n) = view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
+                moved_groups = Vec::new();
+                chosen = Target::New {
+                    replace_null: Some(n),
+                };
+                base = view.file_len;
+            } else {
+                moved_groups =
+                    segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed)
+                        .map_err(Unsupported::NoRoomForProgramHeader)?;
+                chosen = Target::New { replace_null: None };
+                base = view.file_len;
+            }
+            if !move_dynamic && carries_dynamic(&moved_groups) {
+                move_dynamic = true;
+                continue;
+            }
+            let mut all: Vec<Item> = moved_groups
+                .iter()
+                .map(|&g| {
+                    let grp = &layout.groups[g];
+                    Item {
+                        kind: ItemKind::Group(g),
+                        size: grp.size(),
+                        align: grp.align.min(page),
+                        congruent: Some(grp.start),
+                        off: 0,
+                        vaddr: 0,
+                    }
+                })
+                .collect();
+            all.extend(items);
+            tail_items = all;
+            target = Some(chosen);
+            break;
+        }
+    }
+
+    let mut entries_final: Vec<(u64, u64)> = entries.iter().map(|e| (e.tag, e.val)).collect();
+    let mut dynamic_moved = false;
+    if let Some(target) = target {
+        // A new segment starts above every other one, on a boundary of the
+        // page size and of the largest alignment the file was linked for,
+        // so no two segments share a page whatever the runtime page size.
+        let seg_align = view
+            .phdrs
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD && p.p_align.is_power_of_two())
+            .map(|p| p.p_align)
+            .fold(page, u64::max);
+        let base_vaddr = match target {
+            Target::Reuse(t) => view.phdrs[t].p_vaddr,
+            Target::Extend(l) => view.phdrs[l].p_vaddr + (base - view.phdrs[l].p_offset),
+            Target::New { .. } => {
+                let top = view
+                    .phdrs
+                    .iter()
+                    .filter(|p| p.p_type == PT_LOAD)
+                    .map(|p| p.p_vaddr.saturating_add(p.p_memsz))
+                    .max()
+                    .unwrap_or(0);
+                top.checked_next_multiple_of(seg_align)
+                    .and_then(|v| v.checked_add(base % seg_align))
+                    .ok_or(Unsupported::TooLarge {
+                        what: "virtual address",
+                        value: top,
+                    })?
+            }
+        };
+        let too_large = |what, value| Unsupported::TooLarge { what, value };
+        let mut cur = base;
+        for it in &mut tail_items {
+            let a = it.align.max(1);
+            let want = it.congruent.map_or(0, |orig| orig % a);
+            let mut off = cur - cur % a + want;
+            if off < cur {
+                off += a;
+            }
+            it.off = off;
+            it.vaddr = base_vaddr
+                .checked_add(it.off - base)
+                .ok_or(too_large("virtual address", base_vaddr))?;
+            cur = it.off + it.size;
+        }
+        let tail_end = cur;
+        let vaddr_end = base_vaddr
+            .checked_add(tail_end - base)
+            .ok_or(too_large("virtual address", base_vaddr))?;
+        for (what, value) in [("file size", tail_end), ("virtual address", vaddr_end)] {
+            if value > view.codec.max_addr() {
+                return Err(too_large(what, value).into());
+            }
+        }
+
+        // Rewrite every referrer of what moved.
+        for it in &tail_items {
+            match it.kind {
+                ItemKind::Dynstr => {
+                    let t = view
+                        .dynstr
+                        .as_ref()
+                        .ok_or(Malformed::MissingStrtab("new strings"))?;
+                    let size = dynstr_copy.as_ref().map_or(0, |c| c.len() as u64);
+                    set_tag(&mut entries_final, DT_STRTAB, it.vaddr);
+                    set_tag(&mut entries_final, DT_STRSZ, size);
+                    if let Some(s) = t.shdr {
+                        shdrs[s].sh_offset = it.off;
+                        shdrs[s].sh_addr = it.vaddr;
+                        shdrs[s].sh_size = size;
+                    }
+                }
+                ItemKind::Dynamic => {
+                    let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
+                    let p = &mut phdrs[d.phdr];
+                    p.p_offset = it.off;
+                    p.p_vaddr = it.vaddr;
+                    p.p_paddr = it.vaddr;
+                    p.p_filesz = it.size;
+                    p.p_memsz = it.size;
+                    if let Some(s) = d.shdr {
+                        shdrs[s].sh_offset = it.off;
+                        shdrs[s].sh_addr = it.vaddr;
+                        shdrs[s].sh_size = it.size;
+                    }
+                    dyn_vaddr = it.vaddr;
+                }
+                ItemKind::Interp => {
+                    let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+                    let p = &mut phdrs[i.phdr];
+                    p.p_offset = it.off;
+                    p.p_vaddr = it.vaddr;
+                    p.p_paddr = it.vaddr;
+                    p.p_filesz = it.size;
+                    p.p_memsz = it.size;
+                    if let Some(s) = i.shdr {
+                        shdrs[s].sh_offset = it.off;
+                        shdrs[s].sh_addr = it.vaddr;
+                        shdrs[s].sh_size = it.size;
+                    }
+                }
+                ItemKind::Group(g) => {
+                    // Each referrer belongs to exactly one object, so nothing
+                    // is shifted twice; repointed ones already point elsewhere.
+                    let grp = &layout.groups[g];
+                    let old_vaddr = grp.vaddr.unwrap_or(0);
+                    let dv = it.vaddr.wrapping_sub(old_vaddr);
+                    let doff = it.off.wrapping_sub(grp.start);
+                    let vrange = old_vaddr..old_vaddr.saturating_add(grp.size());
+                    for &m in &grp.members {
+                        for r in &layout.objects[m].refs {
+                            if repointed.contains(r) {
+                                continue;
+                            }
+                            match *r {
+                                Referrer::Phdr(i) => {
+                                    let p = &mut phdrs[i];
+                                    p.p_offset = p.p_offset.wrapping_add(doff);
+                                    p.p_vaddr = p.p_vaddr.wrapping_add(dv);
+                                    p.p_paddr = p.p_paddr.wrapping_add(dv);
+                                }
+                                Referrer::Shdr(i) => {
+                                    let s = &mut shdrs[i];
+                                    s.sh_offset = s.sh_offset.wrapping_add(doff);
+                                    s.sh_addr = s.sh_addr.wrapping_add(dv);
+                                }
+                                Referrer::Tag(tag) if MOVABLE_TAGS.contains(&tag) => {
+                                    for e in entries_final.iter_mut().filter(|e| e.0 == tag) {
+                                        if vrange.contains(&e.1) {
+                                            e.1 = e.1.wrapping_add(dv);
+                                        }
+                                    }
+                                }
+                                Referrer::Tag(_) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // The segment that holds the tail: writable only when it holds
+        // `.dynamic` (the loader writes DT_DEBUG there).
+        let seg_size = |off: u64| tail_end - off;
+        let flags = if tail_items.iter().any(|i| i.kind == ItemKind::Dynamic) {
+            PF_R | PF_W
+        } else {
+            PF_R
+        };
+        match target {
+            Target::Reuse(t) => {
+                let off = phdrs[t].p_offset;
+                phdrs[t].p_filesz = seg_size(off);
+                phdrs[t].p_memsz = seg_size(off);
+                phdrs[t].p_flags = flags;
+            }
+            Target::Extend(t) => {
+                let off = phdrs[t].p_offset;
+                phdrs[t].p_filesz = seg_size(off);
+                phdrs[t].p_memsz = seg_size(off);
+            }
+            Target::New { replace_null } => {
+                let load = ProgramHeader {
+                    p_type: PT_LOAD,
+                    p_flags: flags,
+                    p_offset: base,
+                    p_vaddr: base_vaddr,
+                    p_paddr: base_vaddr,
+                    p_filesz: seg_size(base),
+                    p_memsz: seg_size(base),
+                    p_align: seg_align,
+                };
+                match replace_null {
+                    Some(n) => {
+                        phdrs.remove(n);
+                    }
+                    None => {
+                        phnum = phnum.checked_add(1).filter(|&n| n < 0xffff).ok_or(
+                            Unsupported::NoRoomForProgramHeader("too many program headers".into()),
+                        )?;
+                        for p in phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
+                            p.p_filesz = p.p_filesz.saturating_add(view.codec.phdr_size());
+                            p.p_memsz = p.p_memsz.saturating_add(view.codec.phdr_size());
+                        }
+                    }
+                }
+                let after_last_load = phdrs
+                    .iter()
+                    .rposition(|p| p.p_type == PT_LOAD)
+                    .map_or(phdrs.len(), |i| i + 1);
+                phdrs.insert(after_last_load, load);
+            }
+        }
+        new_len = tail_end;
+        dynamic_moved = tail_items.iter().any(|i| i.kind == ItemKind::Dynamic);
+
+        // Symbols defined in sections that moved follow them (`_DYNAMIC`
+        // always names the dynamic section, even when it was stale).
+        let moved: HashSet<usize> = (0..shdrs.len())
+            .filter(|&i| {
+                shdrs[i].sh_addr != view.shdrs[i].sh_addr
+                    && view.shdrs[i].sh_flags & u64::from(SHF_ALLOC) != 0
+            })
+            .collect();
+        if !moved.is_empty() {
+            let dynamic_section = view.dynamic.as_ref().and_then(|d| d.shdr);
+            for sym in view.symbols_in(&moved, dynamic_section)? {
+                let (old, new) = (&view.shdrs[sym.shndx], &shdrs[sym.shndx]);
+                let value = if sym.is_dynamic {
+                    dyn_vaddr
+                } else if (old.sh_addr..=old.sh_addr.saturating_add(old.sh_size))
+                    .contains(&sym.value)
+                {
+                    sym.value
+                        .wrapping_sub(old.sh_addr)
+                        .wrapping_add(new.sh_addr)
+                } else {
+                    continue;
+                };
+                let mut b = vec![0; view.codec.word() as usize];
+                view.codec.put_uword(&mut b, 0, value);
+                content.push((sym.field, b));
+            }
+        }
+    }
+
+    // MIPS: DT_MIPS_RLD_MAP_REL is relative to its own entry's address.
+    if segments::is_mips(view) {
+        if let Some(d) = &view.dynamic {
+            let es = view.codec.dyn_size();
+            for (idx, e) in entries.iter().enumerate() {
+                if e.tag != DT_MIPS_RLD_MAP_REL {
+                    continue;
+                }
+                if let Some(o) = e.orig {
+                    let old_at = d.vaddr + o as u64 * es;
+                    let new_at = dyn_vaddr + idx as u64 * es;
+                    let mut v = entries_final[idx]
+                        .1
+                        .wrapping_add(old_at)
+                        .wrapping_sub(new_at);
+                    if !view.codec.is64 {
+                        v &= 0xffff_ffff;
+                    }
+                    entries_final[idx].1 = v;
+                }
+            }
+        }
+    }
+
+    // 5. Serialise. Content writes first: moved groups copy them.
+    let mut tail_buf: Vec<u8> = Vec::new();
+    if target.is_some() {
+        let tail_end = new_len;
+        tail_buf = vec![0; (tail_end - base) as usize];
+        for it in &tail_items {
+            let at = (it.off - base) as usize;
+            let bytes = match it.kind {
+                ItemKind::Dynstr => dynstr_copy.clone().unwrap_or_default(),
+                ItemKind::Dynamic => view
+                    .codec
+                    .dyn_bytes(&entries_final, entries_final.len() + 1),
+                ItemKind::Interp => new_interp.clone().unwrap_or_default(),
+                ItemKind::Group(g) => {
+                    let grp = &layout.groups[g];
+                    snapshot(view, &content, grp.start, grp.size())?
+                }
+            };
+            tail_buf[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+    }
+
+    if phnum != view.header.e_phnum {
+        let mut b = [0u8; 2];
+        view.codec.put_u16(&mut b, 0, phnum);
+        structural.push((view.codec.e_phnum_offset(), b.to_vec()));
+    }
+    if phdrs != view.phdrs {
+        let mut table = Vec::with_capacity(phdrs.len() * view.codec.phdr_size() as usize);
+        for p in &phdrs {
+            table.extend(view.codec.phdr_bytes(p));
+        }
+        structural.push((view.header.e_phoff, table));
+    }
+    for (i, s) in shdrs.iter().enumerate() {
+        if *s != view.shdrs[i] {
+            let at = view.header.e_shoff + i as u64 * view.codec.shdr_size();
+            structural.push((at, view.codec.shdr_bytes(s)));
+        }
+    }
+    if let Some(d) = &view.dynamic {
+        if !dynamic_moved {
+            let slots = (d.entries.len().max(entries_final.len()) + 1).min(d.slots as usize);
+            structural.push((d.offset, view.codec.dyn_bytes(&entries_final, slots)));
+        }
+    }
+    if target.is_some() {
+        structural.push((base, tail_buf));
+    }
+
+    let mut writes = content;
+    writes.extend(structural);
+    finish(view, writes, new_len)
+}
+
+/// Content writes and a new `.dynstr` (when strings had to be appended).
+type Placed = (Vec<(u64, Vec<u8>)>, Option<Vec<u8>>);
+
+/// Places every new string (entries with `new_str`, and `.gnu.version_r`
+/// file names that follow a renamed library), sets the entries' offsets, and
+/// returns the writes into the existing table or the new copy.
+fn place_strings(
+    view: &View<'_>,
+    edits: &Edits,
+    entries: &mut [Entry],
+    tables: &Tables,
+) -> Result<Placed> {
+    let mut content: Vec<(u64, Vec<u8>)> = Vec::new();
+    let table = view
+        .dynstr
+        .as_ref()
+        .ok_or(Malformed::MissingStrtab("new strings"))?;
+    let mut refs = strtab::symbol_refs(view, tables)?;
+    let mut wants: Vec<Want> = Vec::new();
+    let mut user_of: Vec<Option<usize>> = vec![None; entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        match &e.new_str {
+            Some(v) => {
+                let w = want_index(&mut wants, v);
+                if let Some(o) = e.orig {
+                    let (tag, val) = view.dynamic.as_ref().map_or((0, 0), |d| d.entries[o]);
+                    if STRING_TAGS.contains(&tag) {
+                        wants[w].old.push(val);
+                    }
+                }
+                user_of[i] = Some(w);
+            }
+            None if STRING_TAGS.contains(&e.tag) => refs.fixed.push(e.val),
+            None => {}
+        }
+    }
+    // .gnu.version_r names the needed files too; renames follow.
+    let mut vn_users: Vec<(u64, usize)> = Vec::new();
+    for vn in &tables.vn_files {
+        let name = table.get(vn.name);
+        let renamed = edits
+            .replace_needed
+            .iter()
+            .find(|(old, new)| Some(old.as_bytes()) == name && old != new);
+        match renamed {
+            Some((_, new)) => {
+                let w = want_index(&mut wants, new.as_bytes());
+                wants[w].old.push(vn.name);
+                vn_users.push((vn.field, w));
+            }
+            None => refs.fixed.push(vn.name),
+        }
+    }
+    let placed = strtab::place(&table.bytes, &refs, &wants);
+    for (i, e) in entries.iter_mut().enumerate() {
+        if let Some(w) = user_of[i] {
+            e.val = placed.offsets[w];
+        }
+    }
+    for (field, w) in vn_users {
+        let v = u32::try_from(placed.offsets[w]).map_err(|_| Unsupported::TooLarge {
+            what: "string offset",
+            value: placed.offsets[w],
+        })?;
+        let mut b = [0u8; 4];
+        view.codec.put_u32(&mut b, 0, v);
+        content.push((field, b.to_vec()));
+    }
+    for (off, bytes) in placed.patches {
+        content.push((table.offset + off, bytes));
+    }
+    Ok((content, placed.copy))
+}
+
+/// The index of the [`Want`] for `value`, added when new.
+fn want_index(wants: &mut Vec<Want>, value: &[u8]) -> usize {
+    match wants.iter().position(|w| w.value == value) {
+        Some(i) => i,
+        None => {
+            wants.push(Want {
+                value: value.to_vec(),
+                old: Vec::new(),
+            });
+            wants.len() - 1
+        }
+    }
+}
+
+fn item(kind: ItemKind, size: u64, align: u64) -> Item {
+    Item {
+        kind,
+        size,
+        align,
+        congruent: None,
+        off: 0,
+        vaddr: 0,
+    }
+}
+
+fn set_tag(entries: &mut [(u64, u64)], tag: u64, val: u64) {
+    for e in entries.iter_mut().filter(|e| e.0 == tag) {
+        e.1 = val;
+    }
+}
+
+fn validate(edits: &Edits) -> Result<()> {
+    let check = |what: &'static str, v: &str, may_be_empty: bool| -> Result<()> {
+        let why = if v.contains('\0') {
+            "contains a NUL byte"
+        } else if v.is_empty() && !may_be_empty {
+            "is empty"
+        } else {
+            return Ok(());
+        };
+        Err(Unsupported::BadValue {
+            what,
+            value: v.to_owned(),
+            why,
+        }
+        .into())
+    };
+    if let Some(i) = &edits.interpreter {
+        check("interpreter", i, false)?;
+    }
+    if let Some(s) = &edits.soname {
+        check("SONAME", s, false)?;
+    }
+    match &edits.runpath {
+        RunpathEdit::Set(s) | RunpathEdit::Add(s) => check("RUNPATH", s, true)?,
+        _ => {}
+    }
+    for n in edits.add_needed.iter().chain(&edits.remove_needed) {
+        check("needed library", n, false)?;
+    }
+    for (a, b) in &edits.replace_needed {
+        check("needed library", a, false)?;
+        check("needed library", b, false)?;
+    }
+    Ok(())
+}
+
+fn interp_moves(view: &View<'_>, edits: &Edits) -> bool {
+    match (&edits.interpreter, &view.interp) {
+        (Some(want), Some(i)) => {
+            want.as_bytes() != i.value && want.len() as u64 + 1 > view.phdrs[i.phdr].p_filesz
+        }
+        _ => false,
+    }
+}
+
+fn dynamic_grows(view: &View<'_>, entries: &[Entry]) -> bool {
+    view.dynamic
+        .as_ref()
+        .is_some_and(|d| entries.len() as u64 + 1 > d.slots)
+}
+
+/// The current string of an entry (its planned value, or the one in the file).
+fn current<'v>(view: &'v View<'_>, e: &'v Entry) -> Option<&'v [u8]> {
+    match &e.new_str {
+        Some(s) => Some(s),
+        None => view.dyn_string(e.val),
+    }
+}
+
+/// Sets an entry's string; an entry that already holds `value` in the file
+/// stays untouched (no new string to place).
+fn set_string(view: &View<'_>, e: &mut Entry, value: &[u8]) {
+    let in_file = e.orig.and_then(|_| view.dyn_string(e.val));
+    e.new_str = (in_file != Some(value)).then(|| value.to_vec());
+}
+
+fn new_entry(tag: u64, value: &[u8]) -> Entry {
+    Entry {
+        tag,
+        val: 0,
+        new_str: Some(value.to_vec()),
+        orig: None,
+    }
+}
+
+fn edit_needed(view: &View<'_>, entries: &mut Vec<Entry>, edits: &Edits) {
+    for (old, new) in &edits.replace_needed {
+        for e in entries.iter_mut().filter(|e| e.tag == DT_NEEDED) {
+            if current(view, e) == Some(old.as_bytes()) {
+                set_string(view, e, new.as_bytes());
+            }
+        }
+    }
+    entries.retain(|e| {
+        e.tag != DT_NEEDED
+            || !edits
+                .remove_needed
+                .iter()
+                .any(|r| current(view, e) == Some(r.as_bytes()))
+    });
+    let mut added = Vec::new();
+    for name in &edits.add_needed {
+        let present = entries
+            .iter()
+            .filter(|e| e.tag == DT_NEEDED)
+            .any(|e| current(view, e) == Some(name.as_bytes()))
+            || added
+                .iter()
+                .any(|e: &Entry| e.new_str.as_deref() == Some(name.as_bytes()));
+        if !present {
+            added.push(new_entry(DT_NEEDED, name.as_bytes()));
+        }
+    }
+    // Like patchelf: new dependencies come first.
+    entries.splice(0..0, added);
+}
+
+/// Where a new SONAME or RUNPATH entry goes: after the needed libraries.
+fn insert_position(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .rposition(|e| matches!(e.tag, DT_NEEDED | DT_SONAME | DT_RUNPATH | DT_RPATH))
+        .map_or(0, |i| i + 1)
+}
+
+fn edit_soname(view: &View<'_>, entries: &mut Vec<Entry>, edits: &Edits) {
+    let Some(name) = &edits.soname else { return };
+    match entries.iter_mut().find(|e| e.tag == DT_SONAME) {
+        Some(e) => set_string(view, e, name.as_bytes()),
+        None => {
+            let at = insert_position(entries);
+            entries.insert(at, new_entry(DT_SONAME, name.as_bytes()));
+        }
+    }
+}
+
+fn split_path(s: &[u8]) -> Vec<&[u8]> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split(|&b| b == b':').collect()
+    }
+}
+
+fn edit_runpath(view: &View<'_>, entries: &mut Vec<Entry>, edits: &Edits, probe: Probe<'_>) {
+    let find = |entries: &[Entry], tag| entries.iter().position(|e: &Entry| e.tag == tag);
+    let current_path = |entries: &[Entry]| -> Option<Vec<u8>> {
+        let i = find(entries, DT_RUNPATH).or_else(|| find(entries, DT_RPATH))?;
+        current(view, &entries[i]).map(<[u8]>::to_vec)
+    };
+    let new_value: Vec<u8> = match &edits.runpath {
+        RunpathEdit::Keep => return,
+        RunpathEdit::Remove => {
+            entries.retain(|e| e.tag != DT_RUNPATH && e.tag != DT_RPATH);
+            return;
+        }
+        RunpathEdit::Set(s) => s.as_bytes().to_vec(),
+        RunpathEdit::Add(s) => {
+            if split_path(s.as_bytes()).is_empty() {
+                return;
+            }
+            let old = current_path(entries).unwrap_or_default();
+            let mut parts: Vec<&[u8]> = split_path(&old);
+            for p in split_path(s.as_bytes()) {
+                if !parts.contains(&p) {
+                    parts.push(p);
+                }
+            }
+            parts.join(&b':')
+        }
+        RunpathEdit::Shrink { allowed_prefixes } => {
+            let Some(old) = current_path(entries) else {
+                return;
+            };
+            let needed: Vec<Vec<u8>> = entries
+                .iter()
+                .filter(|e| e.tag == DT_NEEDED)
+                .filter_map(|e| current(view, e).map(<[u8]>::to_vec))
+                .collect();
+            shrink(&old, &needed, allowed_prefixes, view.machine(), probe)
+        }
+    };
+    // Like patchelf: the same search path is no change at all, whichever
+    // tag holds it (no DT_RPATH → DT_RUNPATH conversion either).
+    let current = current_path(entries);
+    if current.as_deref().unwrap_or_default() == new_value {
+        return;
+    }
+    let runpath = find(entries, DT_RUNPATH);
+    let rpath = find(entries, DT_RPATH);
+    if !edits.force_rpath {
+        match (runpath, rpath) {
+            (Some(r), p) => {
+                set_string(view, &mut entries[r], &new_value);
+                if let Some(p) = p {
+                    set_string(view, &mut entries[p], &new_value);
+                }
+            }
+            (None, Some(p)) => {
+                entries[p].tag = DT_RUNPATH;
+                set_string(view, &mut entries[p], &new_value);
+            }
+            (None, None) => {
+                let at = insert_position(entries);
+                entries.insert(at, new_entry(DT_RUNPATH, &new_value));
+            }
+        }
+    } else {
+        match (runpath, rpath) {
+            (Some(r), p) => {
+                entries[r].tag = DT_RPATH;
+                set_string(view, &mut entries[r], &new_value);
+                if let Some(p) = p {
+                    entries.remove(p);
+                }
+            }
+            (None, Some(p)) => set_string(view, &mut entries[p], &new_value),
+            (None, None) => {
+                let at = insert_position(entries);
+                entries.insert(at, new_entry(DT_RPATH, &new_value));
+            }
+        }
+    }
+}
+
+/// patchelf's `--shrink-rpath`: keep relative entries, and absolute
+/// directories (with an allowed prefix) that hold a needed library of the
+/// same machine not found in an earlier directory.
+fn shrink(
+    old: &[u8],
+    needed: &[Vec<u8>],
+    allowed: &[String],
+    machine: u16,
+    probe: Probe<'_>,
+) -> Vec<u8> {
+    let mut found = vec![false; needed.len()];
+    let mut keep: Vec<&[u8]> = Vec::new();
+    for dir in split_path(old) {
+        if dir.first() != Some(&b'/') {
+            keep.push(dir);
+            continue;
+        }
+        if !allowed.is_empty() && !allowed.iter().any(|a| dir.starts_with(a.as_bytes())) {
+            continue;
+        }
+        let mut provides = false;
+        for (j, lib) in needed.iter().enumerate() {
+            if found[j] {
+                continue;
+            }
+            let mut path = dir.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(lib);
+            let path = Path::new(std::ffi::OsStr::from_bytes(&path));
+            if probe(path) == Some(machine) {
+                found[j] = true;
+                provides = true;
+            }
+        }
+        if provides {
+            keep.push(dir);
+        }
+    }
+    keep.join(&b':')
+}
+
+/// The bytes of `[off, off + len)` as the content writes left them.
+fn snapshot(view: &View<'_>, content: &[(u64, Vec<u8>)], off: u64, len: u64) -> Result<Vec<u8>> {
+    let mut bytes = view.read(off, len, "moved object")?;
+    overlay(&mut bytes, off, content);
+    Ok(bytes)
+}
+
+/// Applies `writes` (in order) to `buf`, which holds the bytes at `at`.
+fn overlay(buf: &mut [u8], at: u64, writes: &[(u64, Vec<u8>)]) {
+    let end = at + buf.len() as u64;
+    for (off, bytes) in writes {
+        let w_end = off + bytes.len() as u64;
+        if w_end <= at || *off >= end {
+            continue;
+        }
+        let s = off.max(&at);
+        let e = w_end.min(end);
+        buf[(s - at) as usize..(e - at) as usize]
+            .copy_from_slice(&bytes[(s - off) as usize..(e - off) as usize]);
+    }
+}
+
+/// Turns overlapping writes (later wins) into a minimal plan: only bytes that
+/// differ from the file, plus the new tail.
+fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64) -> Result<Plan> {
+    let old_len = view.file_len;
+    let inside_end = old_len.min(new_len);
+
+    let tail = (new_len > old_len).then(|| {
+        let mut buf = vec![0; (new_len - old_len) as usize];
+        overlay(&mut buf, old_len, &writes);
+        Write {
+            offset: old_len,
+            bytes: buf,
+        }
+    });
+
+    let mut spans: Vec<(u64, u64)> = writes
+        .iter()
+        .map(|(o, b)| (*o, (o + b.len() as u64).min(inside_end)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let mut out = Vec::new();
+    for (s, e) in merged {
+        let old = view.read(s, e - s, "patched range")?;
+        let mut new = old.clone();
+        overlay(&mut new, s, &writes);
+        diff_runs(&old, &new, s, &mut out);
+    }
+    Ok(Plan {
+        writes: out,
+        tail,
+        old_len,
+        new_len,
+    })
+}
+
+/// Appends the runs where `new` differs from `old`, merging runs separated by
+/// a few equal bytes (fewer, slightly larger writes).
+fn diff_runs(old: &[u8], new: &[u8], at: u64, out: &mut Vec<Write>) {
+    const GAP: usize = 16;
+    let mut i = 0;
+    while i < old.len() {
+        if old[i] == new[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = end;
+        while j < old.len() && j - end <= GAP {
+            if old[j] != new[j] {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        out.push(Write {
+            offset: at + start as u64,
+            bytes: new[start..end].to_vec(),
+        });
+        i = end;
+    }
+}

@@ -1,0 +1,222 @@
+//! `redist patchelf` — and the same binary invoked as `patchelf` — a
+//! stand-in for NixOS patchelf: the same flags, the same stdout for the
+//! print operations, exit code 1 with `patchelf: <message>` on errors.
+//! Several files are patched in parallel; output stays in file order.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+/// Edit the interpreter, RUNPATH, DT_NEEDED and SONAME of ELF files, like patchelf.
+///
+/// Prints happen before edits and show the file as it was. Any option that
+/// takes a string also takes @FILE, meaning the contents of FILE.
+///
+/// Examples:
+///   redist patchelf --set-rpath '$ORIGIN/../lib' --force-rpath bin/tool
+///   redist patchelf --set-interpreter /lib64/ld-linux-x86-64.so.2 --print-rpath a.out
+///   ln -s "$(command -v redist)" patchelf && ./patchelf --print-needed lib*.so
+#[derive(clap::Args, Debug, Default)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Set the program interpreter (PT_INTERP).
+    #[arg(long, visible_alias = "interpreter", value_name = "FILENAME")]
+    set_interpreter: Option<String>,
+    /// Print the program interpreter.
+    #[arg(long)]
+    print_interpreter: bool,
+    /// Page size for new segments (default: from the ELF machine).
+    #[arg(long, value_name = "SIZE")]
+    page_size: Option<u64>,
+    /// Print DT_SONAME (nothing when there is none).
+    #[arg(long)]
+    print_soname: bool,
+    /// Set DT_SONAME (added when missing).
+    #[arg(long, value_name = "SONAME")]
+    set_soname: Option<String>,
+    /// Replace the RUNPATH (or RPATH) with RPATH (colon-separated).
+    #[arg(long, value_name = "RPATH")]
+    set_rpath: Option<String>,
+    /// Append entries to the RUNPATH (or RPATH).
+    #[arg(long, value_name = "RPATH")]
+    add_rpath: Option<String>,
+    /// Remove DT_RUNPATH and DT_RPATH.
+    #[arg(long)]
+    remove_rpath: bool,
+    /// Keep only RPATH entries that provide a needed library (and $ORIGIN ones).
+    #[arg(long)]
+    shrink_rpath: bool,
+    /// With --shrink-rpath: drop absolute entries not starting with one of these (colon-separated).
+    #[arg(long, value_name = "PREFIXES")]
+    allowed_rpath_prefixes: Option<String>,
+    /// Print the RUNPATH (or RPATH); an empty line when there is none.
+    #[arg(long)]
+    print_rpath: bool,
+    /// Write DT_RPATH instead of converting it to DT_RUNPATH.
+    #[arg(long)]
+    force_rpath: bool,
+    /// Add a DT_NEEDED entry (repeatable).
+    #[arg(long, value_name = "LIBRARY")]
+    add_needed: Vec<String>,
+    /// Remove DT_NEEDED entries of this name (repeatable).
+    #[arg(long, value_name = "LIBRARY")]
+    remove_needed: Vec<String>,
+    /// Rename a DT_NEEDED entry (repeatable).
+    #[arg(long, num_args = 2, value_names = ["LIBRARY", "NEW_LIBRARY"])]
+    replace_needed: Vec<String>,
+    /// Print the DT_NEEDED entries, one per line.
+    #[arg(long)]
+    print_needed: bool,
+    /// Write the result here instead of editing in place (one input file only).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Accepted for compatibility; redist never sorts sections.
+    #[arg(long, hide = true)]
+    no_sort: bool,
+    /// Accepted for compatibility.
+    #[arg(long, hide = true)]
+    debug: bool,
+    /// The ELF files.
+    #[arg(required = true, value_name = "FILENAME")]
+    files: Vec<PathBuf>,
+}
+
+/// A value, or the contents of the file after `@`.
+fn value(v: &str) -> Result<String, String> {
+    match v.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))
+        }
+        None => Ok(v.to_owned()),
+    }
+}
+
+fn opt(v: &Option<String>) -> Result<Option<String>, String> {
+    v.as_deref().map(value).transpose()
+}
+
+fn edits(a: &Args) -> Result<elfpatch::Edits, String> {
+    use elfpatch::RunpathEdit;
+    let runpath = if let Some(r) = opt(&a.set_rpath)? {
+        RunpathEdit::Set(r)
+    } else if let Some(r) = opt(&a.add_rpath)? {
+        RunpathEdit::Add(r)
+    } else if a.remove_rpath {
+        RunpathEdit::Remove
+    } else if a.shrink_rpath {
+        let prefixes = opt(&a.allowed_rpath_prefixes)?.unwrap_or_default();
+        RunpathEdit::Shrink {
+            allowed_prefixes: prefixes
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    } else {
+        RunpathEdit::Keep
+    };
+    let list = |v: &[String]| v.iter().map(|s| value(s)).collect::<Result<Vec<_>, _>>();
+    let replace = list(&a.replace_needed)?;
+    Ok(elfpatch::Edits {
+        interpreter: opt(&a.set_interpreter)?,
+        runpath,
+        force_rpath: a.force_rpath,
+        add_needed: list(&a.add_needed)?,
+        remove_needed: list(&a.remove_needed)?,
+        replace_needed: replace
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect(),
+        soname: opt(&a.set_soname)?,
+        page_size: a.page_size,
+    })
+}
+
+/// What one file printed, or why it failed.
+fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<String>) {
+    let mut out = String::new();
+    let prints = a.print_interpreter || a.print_soname || a.print_rpath || a.print_needed;
+    if prints {
+        let info = match elfpatch::read(file) {
+            Ok(i) => i,
+            Err(e) => return (out, Some(e.to_string())),
+        };
+        if a.print_interpreter {
+            match &info.interpreter {
+                Some(i) => out.push_str(&format!("{i}\n")),
+                None => {
+                    return (out, Some("cannot find section '.interp'. The input file is most likely statically linked".into()))
+                }
+            }
+        }
+        let dynamic = !(info.is_static
+            && info.needed.is_empty()
+            && info.runpath.is_none()
+            && info.rpath.is_none()
+            && info.soname.is_none());
+        if a.print_soname {
+            if let Some(s) = &info.soname {
+                out.push_str(&format!("{s}\n"));
+            }
+        }
+        if (a.print_rpath || a.print_needed) && !dynamic && info.interpreter.is_none() {
+            return (out, Some("cannot find section '.dynamic'. The input file is most likely statically linked".into()));
+        }
+        if a.print_rpath {
+            out.push_str(
+                info.runpath
+                    .as_deref()
+                    .or(info.rpath.as_deref())
+                    .unwrap_or(""),
+            );
+            out.push('\n');
+        }
+        if a.print_needed {
+            for n in &info.needed {
+                out.push_str(&format!("{n}\n"));
+            }
+        }
+    }
+    let target = match &a.output {
+        Some(o) => {
+            if let Err(e) = std::fs::copy(file, o) {
+                return (out, Some(format!("cannot write {}: {e}", o.display())));
+            }
+            o.clone()
+        }
+        None => file.clone(),
+    };
+    if !edits.is_empty() {
+        if let Err(e) = elfpatch::patch_file(&target, edits) {
+            return (out, Some(e.to_string()));
+        }
+    }
+    (out, None)
+}
+
+/// Run; returns the exit code.
+pub fn run(a: Args) -> u8 {
+    let fail = |msg: &str| {
+        eprintln!("patchelf: {msg}");
+        1
+    };
+    if a.output.is_some() && a.files.len() > 1 {
+        return fail("--output takes a single input file");
+    }
+    let edits = match edits(&a) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let results: Vec<(String, Option<String>)> =
+        a.files.par_iter().map(|f| one(&a, &edits, f)).collect();
+    let mut stdout = std::io::stdout().lock();
+    for (out, err) in results {
+        let _ = stdout.write_all(out.as_bytes());
+        if let Some(e) = err {
+            let _ = stdout.flush();
+            return fail(&e);
+        }
+    }
+    0
+}

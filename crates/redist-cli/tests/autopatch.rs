@@ -1,0 +1,346 @@
+//! autopatch through `redist unpack`: real ELF files from `cc`, resolved
+//! across outputs and dependency directories; the dynamic loader decides
+//! whether the result works.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use redist_fixtures::{linked, redist_archive, with_machine};
+
+/// A component shaped like NVIDIA's: an app in bin/, its libraries in lib/.
+fn app_component(with_dep: bool) -> Archive {
+    let l = linked();
+    let mut items = vec![
+        Item::exe("bin/app", l.app.clone()),
+        Item::exe("lib/libuser.so.1.0", l.libuser.clone()),
+        Item::link("lib/libuser.so.1", "libuser.so.1.0"),
+        Item::link("lib/libuser.so", "libuser.so.1"),
+    ];
+    if with_dep {
+        items.push(Item::exe("lib/libdep.so.1", l.libdep.clone()));
+    }
+    redist_archive("cuda_app", "1.0", items)
+}
+
+fn runpath(p: &Path) -> Option<String> {
+    elfpatch::read(p).unwrap().runpath
+}
+
+fn run_app(p: &Path) -> std::process::Output {
+    Command::new(p)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run app")
+}
+
+#[test]
+fn relative_tree_runs_after_being_moved() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let report = ok_json(&unpack(
+        &d.archive(&app_component(true), Compression::Xz),
+        &out,
+        &["--json"],
+    ));
+    assert_eq!(
+        runpath(&out.join("bin/bin/app")).as_deref(),
+        Some("$ORIGIN/../../lib/lib")
+    );
+    assert_eq!(
+        runpath(&out.join("lib/lib/libuser.so.1.0")).as_deref(),
+        Some("$ORIGIN")
+    );
+    let files = &report["autopatch"]["files"];
+    let app = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "bin/bin/app")
+        .unwrap();
+    assert_eq!(
+        app["needs"]["libuser.so.1"],
+        serde_json::json!({"from": "own", "dir": "lib/lib"})
+    );
+    // Move the whole tree elsewhere; no LD_LIBRARY_PATH.
+    let moved = d.join("elsewhere/deeper");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&out, &moved).unwrap();
+    let o = run_app(&moved.join("bin/bin/app"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "app says 42\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn absolute_mode_writes_output_paths() {
+    let d = Dir::new();
+    let out = d.join("out");
+    ok_json(&unpack(
+        &d.archive(&app_component(true), Compression::Xz),
+        &out,
+        &["--json", "--runpath", "absolute"],
+    ));
+    let lib = out.join("lib/lib").display().to_string();
+    assert_eq!(runpath(&out.join("bin/bin/app")), Some(lib.clone()));
+    assert_eq!(runpath(&out.join("lib/lib/libuser.so.1.0")), Some(lib));
+    assert_eq!(
+        String::from_utf8_lossy(&run_app(&out.join("bin/bin/app")).stdout),
+        "app says 42\n"
+    );
+}
+
+#[test]
+fn dependency_dirs_are_searched_and_foreign_machines_skipped() {
+    let d = Dir::new();
+    let foreign = d.join("foreign");
+    let real = d.join("real");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::create_dir_all(&real).unwrap();
+    // Same name, AArch64: must not be chosen.
+    std::fs::write(
+        foreign.join("libdep.so.1"),
+        with_machine(&linked().libdep, 183),
+    )
+    .unwrap();
+    std::fs::write(real.join("libdep.so.1"), &linked().libdep).unwrap();
+    let out = d.join("out");
+    let o = unpack(
+        &d.archive(&app_component(false), Compression::Xz),
+        &out,
+        &[
+            "--json",
+            "--dep",
+            foreign.to_str().unwrap(),
+            "--dep",
+            real.to_str().unwrap(),
+        ],
+    );
+    ok_json(&o);
+    assert_eq!(
+        runpath(&out.join("lib/lib/libuser.so.1.0")),
+        Some(real.display().to_string())
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run_app(&out.join("bin/bin/app")).stdout),
+        "app says 42\n"
+    );
+}
+
+#[test]
+fn unresolved_needs_list_every_file_and_library() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let o = unpack(
+        &d.archive(&app_component(false), Compression::Xz),
+        &out,
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("unresolved libraries (add --dep DIR, or --ignore-missing GLOB to allow them):\n  lib/lib/libuser.so.1.0: libdep.so.1"), "{err}");
+    assert!(!out.exists(), "nothing published");
+}
+
+/// A component with a libcuda stub and a library that needs libcuda.so.1.
+fn cuda_component() -> Archive {
+    let l = linked();
+    redist_archive(
+        "cuda_thing",
+        "1.0",
+        vec![
+            Item::exe("lib/libcudauser.so", l.cudauser.clone()),
+            Item::exe("lib/stubs/libcuda.so", l.cudastub.clone()),
+        ],
+    )
+}
+
+#[test]
+fn stubs_never_satisfy_a_need() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let o = unpack(&d.archive(&cuda_component(), Compression::Xz), &out, &[]);
+    assert!(
+        stderr(&o).contains("lib/lib/libcudauser.so: libcuda.so.1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    let o = unpack(
+        &d.archive(&cuda_component(), Compression::Xz),
+        &out,
+        &[
+            "--json",
+            "--ignore-missing",
+            "libcuda.so*",
+            "--append-runpath",
+            "/run/opengl-driver/lib",
+        ],
+    );
+    let report = ok_json(&o);
+    assert_eq!(
+        runpath(&out.join("lib/lib/libcudauser.so")).as_deref(),
+        Some("/run/opengl-driver/lib")
+    );
+    assert_eq!(
+        report["autopatch"]["ignored"],
+        serde_json::json!([["lib/lib/libcudauser.so", "libcuda.so.1"]])
+    );
+    // The stub got its libcuda.so.1 link, but no RUNPATH entry points at it.
+    assert!(out.join("stubs/lib/stubs/libcuda.so.1").is_symlink());
+}
+
+#[test]
+fn dlopen_notes_are_needs() {
+    let d = Dir::new();
+    let l = linked();
+    let a = redist_archive(
+        "x",
+        "1",
+        vec![
+            Item::exe("lib/libdlopener.so", l.dlopener.clone()),
+            Item::exe("lib/plugins/libplugin.so.1", l.plugin.clone()),
+        ],
+    );
+    let out = d.join("out");
+    let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out, &["--json"]));
+    assert_eq!(
+        runpath(&out.join("lib/lib/libdlopener.so")).as_deref(),
+        Some("$ORIGIN/plugins")
+    );
+    let f = &report["autopatch"]["files"][0];
+    assert_eq!(
+        f["needs"]["libplugin.so.1"],
+        serde_json::json!({"from": "own", "dir": "lib/lib/plugins"})
+    );
+    // Without the plugin, the note makes it an unresolved need.
+    let a = redist_archive(
+        "x",
+        "1",
+        vec![Item::exe("lib/libdlopener.so", l.dlopener.clone())],
+    );
+    let o = unpack(&d.archive(&a, Compression::Xz), &d.join("out2"), &[]);
+    assert!(
+        stderr(&o).contains("lib/lib/libdlopener.so: libplugin.so.1"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn static_object_and_foreign_files_are_skipped_with_reasons() {
+    let d = Dir::new();
+    let l = linked();
+    let a = redist_archive(
+        "x",
+        "1",
+        vec![
+            Item::exe("bin/app", l.app.clone()),
+            Item::exe("bin/static_app", l.static_app.clone()),
+            Item::file("lib/libdep.o", l.object.clone()),
+            Item::exe("lib/libuser.so.1", l.libuser.clone()),
+            Item::exe("lib/libdep.so.1", l.libdep.clone()),
+            Item::exe("lib/aarch64/libforeign.so", with_machine(&l.libdep, 183)),
+        ],
+    );
+    let out = d.join("out");
+    let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out, &["--json"]));
+    let skipped: Vec<(String, String)> = report["autopatch"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (
+                "bin/bin/static_app".to_owned(),
+                "statically linked".to_owned()
+            ),
+            (
+                "lib/lib/aarch64/libforeign.so".to_owned(),
+                "other machine (e_machine 183)".to_owned()
+            ),
+            (
+                "lib/lib/libdep.o".to_owned(),
+                "relocatable object".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        std::fs::read(out.join("bin/bin/static_app")).unwrap(),
+        l.static_app,
+        "skipped files are untouched"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run_app(&out.join("bin/bin/app")).stdout),
+        "app says 42\n"
+    );
+}
+
+#[test]
+fn long_interpreter_path_runs() {
+    let d = Dir::new();
+    let loader = elfpatch::read(Path::new("/bin/sh"))
+        .unwrap()
+        .interpreter
+        .expect("the system has a loader");
+    let long_dir: PathBuf = d.join(&format!("{}/{}", "i".repeat(60), "n".repeat(60)));
+    std::fs::create_dir_all(&long_dir).unwrap();
+    let link = long_dir.join("ld-linux-long-name-for-testing.so.2");
+    std::os::unix::fs::symlink(&loader, &link).unwrap();
+    assert!(link.to_str().unwrap().len() > 150);
+    let out = d.join("out");
+    let report = ok_json(&unpack(
+        &d.archive(&app_component(true), Compression::Xz),
+        &out,
+        &["--json", "--interpreter", link.to_str().unwrap()],
+    ));
+    let app = out.join("bin/bin/app");
+    assert_eq!(
+        elfpatch::read(&app).unwrap().interpreter.as_deref(),
+        Some(link.to_str().unwrap())
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run_app(&app).stdout),
+        "app says 42\n"
+    );
+    // Libraries have no PT_INTERP and get none.
+    assert_eq!(
+        elfpatch::read(&out.join("lib/lib/libuser.so.1.0"))
+            .unwrap()
+            .interpreter,
+        None
+    );
+    let files = report["autopatch"]["files"].as_array().unwrap();
+    assert!(files
+        .iter()
+        .any(|f| f["path"] == "bin/bin/app" && f["interpreter"] == link.to_str().unwrap()));
+}
+
+#[test]
+fn no_patch_leaves_files_byte_identical() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let report = ok_json(&unpack(
+        &d.archive(&app_component(false), Compression::Xz),
+        &out,
+        &["--json", "--no-patch"],
+    ));
+    assert_eq!(report["autopatch"], serde_json::Value::Null);
+    assert_eq!(
+        std::fs::read(out.join("bin/bin/app")).unwrap(),
+        linked().app
+    );
+}

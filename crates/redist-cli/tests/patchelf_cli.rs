@@ -1,0 +1,334 @@
+//! `redist patchelf` against Debian's `patchelf` (the oracle, installed by
+//! .ci/run): same stdout and exit codes for the print operations, the same
+//! values read back after edits, and the loader still runs the results.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn oracle() -> &'static str {
+    assert!(
+        Command::new("patchelf")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "Debian's patchelf is needed as the oracle: apt-get install patchelf"
+    );
+    "patchelf"
+}
+
+/// Our binary under the name `patchelf` (a symlink), as Nix scripts call it.
+fn ours(d: &Dir) -> PathBuf {
+    let link = d.join("bin/patchelf");
+    if !link.exists() {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_redist"), &link).unwrap();
+    }
+    link
+}
+
+fn run_tool(tool: impl AsRef<std::ffi::OsStr>, args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(tool).args(args).output().expect("run tool")
+}
+
+/// Fixture files: a PIE, a non-PIE, a library with RUNPATH, one with RPATH,
+/// one without any, and a static executable.
+fn fixtures(d: &Dir) -> Vec<PathBuf> {
+    let l = redist_fixtures::linked();
+    let c = redist_fixtures::testdata().join("c");
+    let mut files = vec![];
+    let mut write = |name: &str, data: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, data).unwrap();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&p, perm).unwrap();
+        files.push(p);
+    };
+    write("app", &l.app);
+    write("libuser.so", &l.libuser);
+    write("static_app", &l.static_app);
+    let cc = |args: &[&str], out: &str| {
+        let st = Command::new("cc")
+            .args(args)
+            .arg("-o")
+            .arg(d.join(out))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        d.join(out)
+    };
+    let hello = c.join("hello.c");
+    let lib = c.join("libdemo.c");
+    files.push(cc(&["-no-pie", hello.to_str().unwrap()], "nopie"));
+    files.push(cc(
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-rpath,/opt/a:/opt/b",
+            "-Wl,--enable-new-dtags",
+            "-Wl,-soname,libr.so.1",
+            lib.to_str().unwrap(),
+        ],
+        "librunpath.so",
+    ));
+    files.push(cc(
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-rpath,/opt/old",
+            "-Wl,--disable-new-dtags",
+            lib.to_str().unwrap(),
+        ],
+        "librpath.so",
+    ));
+    files
+}
+
+const PRINTS: [&str; 4] = [
+    "--print-interpreter",
+    "--print-soname",
+    "--print-rpath",
+    "--print-needed",
+];
+
+#[test]
+fn print_operations_match_patchelf() {
+    let d = Dir::new();
+    let files = fixtures(&d);
+    let me = ours(&d);
+    for f in &files {
+        for p in PRINTS {
+            let a = run_tool(oracle(), &[p.as_ref(), f.as_os_str()]);
+            let b = run_tool(&me, &[p.as_ref(), f.as_os_str()]);
+            assert_eq!(
+                (String::from_utf8_lossy(&b.stdout), b.status.code()),
+                (String::from_utf8_lossy(&a.stdout), a.status.code()),
+                "{p} {}: stderr ours {:?} theirs {:?}",
+                f.display(),
+                stderr(&b),
+                stderr(&a)
+            );
+        }
+        // All four at once: patchelf's fixed order.
+        let all: Vec<&std::ffi::OsStr> = PRINTS
+            .iter()
+            .map(|p| p.as_ref())
+            .chain([f.as_os_str()])
+            .collect();
+        let a = run_tool(oracle(), &all);
+        let b = run_tool(&me, &all);
+        assert_eq!(
+            (b.stdout, b.status.code()),
+            (a.stdout, a.status.code()),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+fn copy(d: &Dir, from: &Path, to: &str) -> PathBuf {
+    let p = d.join(to);
+    std::fs::copy(from, &p).unwrap();
+    p
+}
+
+fn print(tool: impl AsRef<std::ffi::OsStr>, what: &str, f: &Path) -> String {
+    String::from_utf8_lossy(&run_tool(tool, &[what.as_ref(), f.as_os_str()]).stdout).into_owned()
+}
+
+#[test]
+fn edits_read_back_the_same_through_both_tools() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let long = format!("/{}/lib:$ORIGIN/../lib", "r".repeat(200));
+    for f in files.iter().filter(|f| !f.ends_with("static_app")) {
+        let mine = copy(&d, f, "mine");
+        let theirs = copy(&d, f, "theirs");
+        // Ours: both edits in one call (one layout change).
+        let o = run_tool(
+            &me,
+            &[
+                "--set-rpath".as_ref(),
+                long.as_ref(),
+                "--add-needed".as_ref(),
+                "libextra.so.1".as_ref(),
+                mine.as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "{}: {}", f.display(), stderr(&o));
+        // Debian's patchelf 0.14.3 writes a wrong RUNPATH offset when given
+        // both in one call, so it gets one call per edit.
+        for edit in [
+            ["--set-rpath", long.as_str()],
+            ["--add-needed", "libextra.so.1"],
+        ] {
+            let o = run_tool(
+                oracle(),
+                &[edit[0].as_ref(), edit[1].as_ref(), theirs.as_os_str()],
+            );
+            assert!(o.status.success(), "{}: {}", f.display(), stderr(&o));
+        }
+        let readelf = |p: &Path| {
+            let o = Command::new("readelf").arg("-d").arg(p).output().unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.contains("RUNPATH") || l.contains("RPATH") || l.contains("NEEDED"))
+                .map(|l| l.split_once(')').map_or(l, |x| x.1).trim().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let mut a = readelf(&mine);
+        let mut b = readelf(&theirs);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "readelf -d of {}", f.display());
+        for what in [
+            "--print-rpath",
+            "--print-needed",
+            "--print-soname",
+            "--print-interpreter",
+        ] {
+            assert_eq!(
+                print(oracle(), what, &mine),
+                print(oracle(), what, &theirs),
+                "{what} of {}",
+                f.display()
+            );
+            assert_eq!(
+                print(&me, what, &mine),
+                print(oracle(), what, &mine),
+                "{what} of {}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn patched_programs_still_run() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    for name in ["nopie", "app"] {
+        let f = files.iter().find(|p| p.ends_with(name)).unwrap();
+        let before = Command::new(f)
+            .env("LD_LIBRARY_PATH", d.path())
+            .output()
+            .unwrap();
+        let long_loader_dir = d.join(&"l".repeat(150));
+        std::fs::create_dir_all(&long_loader_dir).unwrap();
+        let loader = print(oracle(), "--print-interpreter", f).trim().to_owned();
+        let link = long_loader_dir.join("ld.so");
+        let _ = std::os::unix::fs::symlink(&loader, &link);
+        let o = run_tool(
+            &me,
+            &[
+                "--set-interpreter".as_ref(),
+                link.as_os_str(),
+                "--set-rpath".as_ref(),
+                d.path().as_os_str(),
+                f.as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let after = Command::new(f)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap();
+        assert_eq!(
+            after.stdout, before.stdout,
+            "{name} prints what it printed before"
+        );
+        assert_eq!(
+            print(oracle(), "--print-interpreter", f).trim(),
+            link.to_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn at_file_output_and_several_files() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let lib = files.iter().find(|p| p.ends_with("librunpath.so")).unwrap();
+    std::fs::write(d.join("rpath.txt"), "/from/a/file").unwrap();
+    let out = d.join("out.so");
+    let arg = format!("@{}", d.join("rpath.txt").display());
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            arg.as_ref(),
+            "--output".as_ref(),
+            out.as_os_str(),
+            lib.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(print(oracle(), "--print-rpath", &out), "/from/a/file\n");
+    assert_eq!(
+        print(oracle(), "--print-rpath", lib),
+        "/opt/a:/opt/b\n",
+        "--output leaves the input alone"
+    );
+    // Several files at once; output in argument order.
+    let a = copy(&d, lib, "a.so");
+    let b = copy(
+        &d,
+        files.iter().find(|p| p.ends_with("librpath.so")).unwrap(),
+        "b.so",
+    );
+    let o = run_tool(
+        &me,
+        &[
+            "--print-rpath".as_ref(),
+            "--set-rpath".as_ref(),
+            "/new".as_ref(),
+            a.as_os_str(),
+            b.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "/opt/a:/opt/b\n/opt/old\n",
+        "prints show the files before the edit"
+    );
+    assert_eq!(print(oracle(), "--print-rpath", &a), "/new\n");
+    assert_eq!(print(oracle(), "--print-rpath", &b), "/new\n");
+    // `redist patchelf` is the same command.
+    let o = run(
+        &["patchelf".as_ref(), "--print-rpath".as_ref(), a.as_os_str()],
+        None,
+    );
+    assert_eq!(stdout(&o), "/new\n");
+}
+
+#[test]
+fn errors_exit_1_with_a_message() {
+    let d = Dir::new();
+    let me = ours(&d);
+    std::fs::write(d.join("notelf"), "hello\n").unwrap();
+    let o = run_tool(
+        &me,
+        &["--print-rpath".as_ref(), d.join("notelf").as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("patchelf: "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("notelf"),
+        "names the file: {}",
+        stderr(&o)
+    );
+    let o = run_tool(
+        &me,
+        &["--print-rpath".as_ref(), d.join("missing").as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let o = run_tool(&me, &["--print-rpath".as_ref()]);
+    assert_eq!(o.status.code(), Some(2), "usage errors are clap's 2");
+}

@@ -1,0 +1,578 @@
+//! autopatch: give every ELF file written the RUNPATH (and interpreter) it
+//! needs to run where it is installed, in one parallel pass.
+//!
+//! What nixpkgs does with `autoPatchelfHook` (a Python scan, then one
+//! `patchelf` process per edit per file, then another pass for the driver
+//! runpath), done in-process:
+//!
+//! 1. Candidates: the ELF files the unpacker noted as it wrote them.
+//!    Skipped, with a reason: static executables, object files, other
+//!    machines than the component's, incompatible OS/ABIs.
+//! 2. Needs: `DT_NEEDED` plus `.note.dlopen` sonames.
+//! 3. Each need resolves against the component's own files (all outputs;
+//!    never stubs: `libcuda.so.1` comes from the driver), then each `--dep`
+//!    directory, matching file name and ELF machine. A library found in the
+//!    system libc's directory is left to the system unless `keep_libc`.
+//! 4. New RUNPATH: the directories that satisfied a need, first-found order,
+//!    de-duplicated; then the original `$ORIGIN` entries that still point
+//!    inside the file's output (NVIDIA libraries `dlopen` siblings through
+//!    them); then `append_runpath`. Relative mode writes `$ORIGIN/…` (a
+//!    movable tree), absolute mode final paths (what Nix scans for).
+//! 5. Unresolved needs are one error listing every (file, library) pair,
+//!    unless the library matches an `ignore_missing` glob.
+//! 6. Every file is planned once and patched once, in parallel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use globset::GlobSet;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::unpack::{parent, relative};
+
+/// How RUNPATH entries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunpathMode {
+    /// `$ORIGIN/../lib`: the tree can be moved anywhere.
+    #[default]
+    Relative,
+    /// `/nix/store/…-lib/lib`: final absolute paths.
+    Absolute,
+}
+
+/// autopatch's options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Interpreter for executables that have one.
+    pub interpreter: Option<String>,
+    /// Library directories of dependencies, searched after the component.
+    pub deps: Vec<PathBuf>,
+    /// Entries appended to every RUNPATH written (`/run/opengl-driver/lib`).
+    pub append_runpath: Vec<String>,
+    /// Library names that may stay unresolved (globs).
+    pub ignore_missing: Option<GlobSet>,
+    /// `$ORIGIN`-relative or absolute entries.
+    pub runpath: RunpathMode,
+    /// Resolve libraries of the system's libc directory like any other
+    /// (adding that directory to RUNPATH) instead of leaving them to it.
+    pub keep_libc: bool,
+}
+
+/// One ELF file to consider.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// Root of its output, relative to the tree root (`lib` in a split
+    /// unpack, `""` when merged): `$ORIGIN` entries must stay inside it.
+    pub output_dir: String,
+}
+
+/// A file or symlink of the tree, for the library index.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// For symlinks: the path (relative to the root) they resolve to.
+    pub target: Option<String>,
+}
+
+/// Where one need was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "dir", rename_all = "lowercase")]
+pub enum Resolution {
+    /// A directory of the tree (relative to its root).
+    Own(String),
+    /// A `--dep` directory.
+    Dep(PathBuf),
+    /// The system's libc directory, left to the loader.
+    System(PathBuf),
+    /// Unresolved but allowed by `ignore_missing`.
+    Ignored,
+}
+
+/// What autopatch did to one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// Needs and where each resolved.
+    pub needs: BTreeMap<String, Resolution>,
+    /// The RUNPATH written (`None`: no RUNPATH).
+    pub runpath: Option<String>,
+    /// The interpreter written, if changed.
+    pub interpreter: Option<String>,
+    /// Whether the file's bytes changed.
+    pub changed: bool,
+}
+
+/// A file left alone, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What autopatch did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Files planned and patched (changed or not).
+    pub files: Vec<FileReport>,
+    /// Files skipped.
+    pub skipped: Vec<Skipped>,
+    /// Unresolved needs allowed by `ignore_missing`: (file, library).
+    pub ignored: Vec<(String, String)>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// A candidate as read: its dynamic-linking view and `.note.dlopen` needs.
+type Scanned = (
+    Candidate,
+    std::result::Result<elfpatch::Info, elfpatch::Error>,
+    Vec<Vec<String>>,
+);
+
+/// Machines that need nothing from us: not ELF-dynamic, or not this
+/// component's.
+fn skip_reason(info: &elfpatch::Info, machine: (u16, elfpatch::Class)) -> Option<String> {
+    use elfpatch::FileKind;
+    match info.kind {
+        FileKind::Rel => return Some("relocatable object".into()),
+        FileKind::Core | FileKind::Other(_) => return Some("not an executable or library".into()),
+        _ => {}
+    }
+    if (info.machine, info.class) != machine {
+        return Some(format!("other machine (e_machine {})", info.machine));
+    }
+    if !matches!(info.osabi, 0 | 3) {
+        return Some(format!("incompatible OS/ABI {}", info.osabi));
+    }
+    if info.is_static {
+        return Some("statically linked".into());
+    }
+    None
+}
+
+/// Whether a path lies in a stubs directory (never satisfies a need).
+fn is_stub(path: &str) -> bool {
+    path.starts_with("stubs/") || path.contains("/stubs/")
+}
+
+/// libc's own libraries: left to the system loader unless asked.
+fn is_libc_library(name: &str) -> bool {
+    const LIBC: [&str; 12] = [
+        "libc.so",
+        "libm.so",
+        "libdl.so",
+        "libpthread.so",
+        "librt.so",
+        "libresolv.so",
+        "libutil.so",
+        "libanl.so",
+        "libmvec.so",
+        "libnsl.so",
+        "libcrypt.so",
+        "libBrokenLocale.so",
+    ];
+    name.starts_with("ld-linux")
+        || name.starts_with("ld64.so")
+        || LIBC.iter().any(|l| name.starts_with(l))
+}
+
+/// Patch the candidates of a tree staged at `root`, whose final location
+/// is `final_root`.
+pub fn run(
+    root: &Path,
+    final_root: &Path,
+    candidates: &[Candidate],
+    tree: &[TreeFile],
+    opts: &Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    // Read every candidate once, in parallel.
+    let infos: Vec<Scanned> = candidates
+        .par_iter()
+        .map(|c| {
+            let abs = root.join(&c.path);
+            let info = elfpatch::read(&abs);
+            let dlopen = elfpatch::notes::dlopen_sonames(&abs).unwrap_or_default();
+            (c.clone(), info, dlopen)
+        })
+        .collect();
+    let mut report = Report::default();
+    // The component's machine: the most common among its dynamic files.
+    let mut counts: HashMap<(u16, elfpatch::Class), usize> = HashMap::new();
+    for (_, info, _) in &infos {
+        if let Ok(i) = info {
+            if !i.is_static && matches!(i.kind, elfpatch::FileKind::Dyn | elfpatch::FileKind::Exec)
+            {
+                *counts.entry((i.machine, i.class)).or_default() += 1;
+            }
+        }
+    }
+    let Some(machine) = counts
+        .into_iter()
+        .max_by_key(|(m, n)| (*n, std::cmp::Reverse(m.0)))
+        .map(|(m, _)| m)
+    else {
+        report.skipped = infos
+            .iter()
+            .map(|(c, i, _)| Skipped {
+                path: c.path.clone(),
+                reason: match i {
+                    Err(e) => format!("unreadable: {e}"),
+                    Ok(i) => skip_reason(i, (u16::MAX, i.class))
+                        .unwrap_or_else(|| "no dynamic files".into()),
+                },
+            })
+            .collect();
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    };
+    let index = Index::new(root, tree, &infos, machine);
+    let deps = DepDirs::new(&opts.deps, machine.0);
+    let system = system_libc_dir(machine.0);
+
+    let mut plans = Vec::new();
+    let mut missing: Vec<(String, String)> = Vec::new();
+    for (c, info, dlopen) in infos {
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                report.skipped.push(Skipped {
+                    path: c.path.clone(),
+                    reason: format!("not patched: {e}"),
+                });
+                continue;
+            }
+        };
+        if let Some(reason) = skip_reason(&info, machine) {
+            report.skipped.push(Skipped {
+                path: c.path.clone(),
+                reason,
+            });
+            continue;
+        }
+        let mut needs: BTreeMap<String, Resolution> = BTreeMap::new();
+        let mut dirs: Vec<Resolution> = Vec::new();
+        let wanted = info.needed.iter().map(|n| vec![n.clone()]).chain(dlopen);
+        for alternatives in wanted {
+            let found = alternatives.iter().find_map(|name| {
+                let keep_system = !opts.keep_libc && is_libc_library(name);
+                if keep_system {
+                    return Some((name, Resolution::System(PathBuf::from("(libc)"))));
+                }
+                index
+                    .find(name)
+                    .map(Resolution::Own)
+                    .or_else(|| deps.find(name).map(Resolution::Dep))
+                    .or_else(|| {
+                        system
+                            .as_ref()
+                            .filter(|d| d.join(name).exists())
+                            .map(|d| Resolution::System(d.clone()))
+                    })
+                    .map(|r| (name, r))
+            });
+            let Some(first) = alternatives.first() else {
+                continue;
+            };
+            match found {
+                Some((name, r)) => {
+                    let in_runpath = match &r {
+                        Resolution::Own(_) | Resolution::Dep(_) => true,
+                        Resolution::System(d) => opts.keep_libc && d.is_absolute(),
+                        Resolution::Ignored => false,
+                    };
+                    if in_runpath && !dirs.contains(&r) {
+                        dirs.push(r.clone());
+                    }
+                    needs.insert(name.clone(), r);
+                }
+                None => match &opts.ignore_missing {
+                    Some(g) if alternatives.iter().any(|a| g.is_match(a)) => {
+                        report.ignored.push((c.path.clone(), first.clone()));
+                        needs.insert(first.clone(), Resolution::Ignored);
+                    }
+                    _ => missing.push((c.path.clone(), alternatives.join(" or "))),
+                },
+            }
+        }
+        let file_dir = parent(&c.path).to_owned();
+        let mut entries: Vec<String> = Vec::new();
+        let mut push = |e: String| {
+            if !entries.contains(&e) {
+                entries.push(e);
+            }
+        };
+        for d in &dirs {
+            match d {
+                Resolution::Own(dir) => push(match opts.runpath {
+                    RunpathMode::Relative => origin(&relative(&file_dir, dir)),
+                    RunpathMode::Absolute => under(final_root, dir),
+                }),
+                Resolution::Dep(dir) | Resolution::System(dir) => push(dir.display().to_string()),
+                Resolution::Ignored => {}
+            }
+        }
+        for old in info
+            .runpath
+            .iter()
+            .chain(info.rpath.iter())
+            .flat_map(|r| r.split(':'))
+        {
+            if let Some(dir) = origin_target(&file_dir, old) {
+                if inside(&dir, &c.output_dir) {
+                    push(match opts.runpath {
+                        RunpathMode::Relative => origin(&relative(&file_dir, &dir)),
+                        RunpathMode::Absolute => under(final_root, &dir),
+                    });
+                }
+            }
+        }
+        for a in &opts.append_runpath {
+            push(a.clone());
+        }
+        let runpath = (!entries.is_empty()).then(|| entries.join(":"));
+        let interpreter = info.interpreter.as_ref().and(opts.interpreter.clone());
+        plans.push((c, needs, runpath, interpreter, info));
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::Unresolved { pairs: missing });
+    }
+
+    let results: Vec<Result<FileReport>> = plans
+        .into_par_iter()
+        .map(|(c, needs, runpath, interpreter, info)| {
+            let had_path = info.runpath.is_some() || info.rpath.is_some();
+            let edits = elfpatch::Edits {
+                interpreter: interpreter.clone(),
+                runpath: match &runpath {
+                    Some(r) => elfpatch::RunpathEdit::Set(r.clone()),
+                    None if had_path => elfpatch::RunpathEdit::Remove,
+                    None => elfpatch::RunpathEdit::Keep,
+                },
+                ..Default::default()
+            };
+            let abs = root.join(&c.path);
+            let outcome = elfpatch::patch_file(&abs, &edits).map_err(|e| Error::Patch {
+                path: final_root.join(&c.path),
+                message: e.to_string(),
+            })?;
+            Ok(FileReport {
+                path: c.path,
+                needs,
+                runpath,
+                interpreter,
+                changed: outcome.changed,
+            })
+        })
+        .collect();
+    for r in results {
+        report.files.push(r?);
+    }
+    report.files.sort_by(|a, b| a.path.cmp(&b.path));
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn origin(rel: &str) -> String {
+    if rel == "." {
+        "$ORIGIN".into()
+    } else {
+        format!("$ORIGIN/{rel}")
+    }
+}
+
+fn under(root: &Path, rel: &str) -> String {
+    if rel.is_empty() {
+        root.display().to_string()
+    } else {
+        root.join(rel).display().to_string()
+    }
+}
+
+/// The tree directory an `$ORIGIN…` entry points at, lexically.
+fn origin_target(file_dir: &str, entry: &str) -> Option<String> {
+    let rest = entry
+        .strip_prefix("$ORIGIN")
+        .or_else(|| entry.strip_prefix("${ORIGIN}"))?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let mut parts: Vec<&str> = file_dir.split('/').filter(|c| !c.is_empty()).collect();
+    for c in rest.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Whether `dir` is `output` or below it.
+fn inside(dir: &str, output: &str) -> bool {
+    output.is_empty() || dir == output || dir.starts_with(&format!("{output}/"))
+}
+
+/// File name → directories of the tree holding a library of that name (of
+/// the component's machine), stubs excluded.
+struct Index {
+    by_name: HashMap<String, Vec<String>>,
+}
+
+impl Index {
+    fn new(
+        root: &Path,
+        tree: &[TreeFile],
+        infos: &[Scanned],
+        machine: (u16, elfpatch::Class),
+    ) -> Index {
+        let known: HashMap<&str, (u16, elfpatch::Class)> = infos
+            .iter()
+            .filter_map(|(c, i, _)| {
+                i.as_ref()
+                    .ok()
+                    .map(|i| (c.path.as_str(), (i.machine, i.class)))
+            })
+            .collect();
+        let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+        for f in tree {
+            if is_stub(&f.path) {
+                continue;
+            }
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            if !name.contains(".so") {
+                continue;
+            }
+            let target = f.target.as_deref().unwrap_or(&f.path);
+            let m = known.get(target).copied().or_else(|| {
+                let abs = root.join(target);
+                let info = elfpatch::read(&abs).ok()?;
+                Some((info.machine, info.class))
+            });
+            if m == Some(machine) {
+                by_name
+                    .entry(name.to_owned())
+                    .or_default()
+                    .push(parent(&f.path).to_owned());
+            }
+        }
+        for dirs in by_name.values_mut() {
+            // Prefer the shallowest `lib` directory, then the first by name.
+            dirs.sort_by_key(|d| (!d.ends_with("lib"), d.matches('/').count(), d.clone()));
+        }
+        Index { by_name }
+    }
+
+    fn find(&self, name: &str) -> Option<String> {
+        self.by_name.get(name).and_then(|d| d.first().cloned())
+    }
+}
+
+/// The `--dep` directories, searched in order.
+struct DepDirs {
+    dirs: Vec<PathBuf>,
+    machine: u16,
+}
+
+impl DepDirs {
+    fn new(dirs: &[PathBuf], machine: u16) -> DepDirs {
+        DepDirs {
+            dirs: dirs.to_vec(),
+            machine,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<PathBuf> {
+        self.dirs
+            .iter()
+            .find(|d| elfpatch::probe_machine(&d.join(name)) == Some(self.machine))
+            .cloned()
+    }
+}
+
+/// The directory of the system's libc for `machine`, if this system has one.
+fn system_libc_dir(machine: u16) -> Option<PathBuf> {
+    const DIRS: [&str; 12] = [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/lib/powerpc64le-linux-gnu",
+        "/usr/lib/powerpc64le-linux-gnu",
+        "/lib/i386-linux-gnu",
+        "/usr/lib/i386-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ];
+    DIRS.iter()
+        .map(PathBuf::from)
+        .find(|d| elfpatch::probe_machine(&d.join("libc.so.6")) == Some(machine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_entries_resolve_lexically() {
+        assert_eq!(
+            origin_target("lib/lib", "$ORIGIN").as_deref(),
+            Some("lib/lib")
+        );
+        assert_eq!(
+            origin_target("lib/lib", "$ORIGIN/../../bin/bin").as_deref(),
+            Some("bin/bin")
+        );
+        assert_eq!(
+            origin_target("lib", "$ORIGIN/../../x"),
+            None,
+            "climbs out of the tree"
+        );
+        assert_eq!(origin_target("lib", "/usr/lib"), None);
+        assert_eq!(
+            origin_target("lib", "${ORIGIN}/x").as_deref(),
+            Some("lib/x")
+        );
+        assert!(inside("lib/lib", "lib"));
+        assert!(!inside("bin/bin", "lib"));
+        assert!(inside("anything", ""));
+    }
+
+    #[test]
+    fn libc_family_is_recognised() {
+        for n in [
+            "libc.so.6",
+            "libm.so.6",
+            "libdl.so.2",
+            "libpthread.so.0",
+            "ld-linux-x86-64.so.2",
+            "librt.so.1",
+        ] {
+            assert!(is_libc_library(n), "{n}");
+        }
+        for n in [
+            "libstdc++.so.6",
+            "libcudart.so.12",
+            "libcuda.so.1",
+            "libgcc_s.so.1",
+        ] {
+            assert!(!is_libc_library(n), "{n}");
+        }
+    }
+}
