@@ -9,6 +9,10 @@
 //! Archives: `--archive FILE` (repeatable), `--mirror DIR` (every `.tar.xz`
 //! under a mirror made by `nvidia-wheel-mirror`), or by default a synthetic
 //! redist-shaped archive in single- and multi-block xz.
+//!
+//! `redist-bench patch …`: RUNPATH edits against `patchelf`; see `patch.rs`.
+
+mod patch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use redist_fixtures::{compress, Archive, Compression, Item};
 
-const USAGE: &str = "usage: redist-bench [--archive FILE]... [--mirror DIR] [--runs N] [--synthetic-mib N] [--work DIR]
+const USAGE: &str = "usage: redist-bench unpack [--archive FILE]... [--mirror DIR] [--runs N] [--synthetic-mib N] [--work DIR]
+       redist-bench patch [--corpus DIR] [--runs N] [--work DIR]
+       redist-bench            (both, with defaults)
 
 Prints, per archive, the best of N runs of each command and the ratio of
 redist's time to each baseline's (above 1.0 = redist is faster).";
@@ -28,18 +34,14 @@ struct Args {
     work: PathBuf,
 }
 
-fn parse() -> Result<Args, String> {
+fn parse(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         archives: Vec::new(),
         runs: 3,
         synthetic_mib: 96,
-        work: if Path::new("/dev/shm").is_dir() {
-            "/dev/shm/redist-bench".into()
-        } else {
-            std::env::temp_dir().join("redist-bench")
-        },
+        work: default_work(),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
@@ -129,7 +131,7 @@ fn synthetic(mib: usize) -> Archive {
 }
 
 /// Best of `runs` wall-clock times; `prepare` runs untimed before each.
-fn best(
+pub fn best(
     runs: usize,
     mut prepare: impl FnMut(),
     mut cmd: impl FnMut() -> Command,
@@ -151,17 +153,41 @@ fn best(
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let which = match args.first().map(String::as_str) {
+        Some("unpack") | Some("patch") => args.remove(0),
+        _ => "all".into(),
+    };
+    let result = match which.as_str() {
+        "unpack" => unpack(args),
+        "patch" => patch::run(args),
+        _ => unpack(args).and_then(|()| patch::run(Vec::new())),
+    };
+    if let Err(e) = result {
         eprintln!("redist-bench: {e}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = parse()?;
-    let redist = std::env::var_os("REDIST_BIN")
+/// The `redist` binary under test.
+pub fn redist_bin() -> PathBuf {
+    std::env::var_os("REDIST_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| "redist".into());
+        .unwrap_or_else(|| "redist".into())
+}
+
+/// The scratch directory: tmpfs when there is one.
+pub fn default_work() -> PathBuf {
+    if Path::new("/dev/shm").is_dir() {
+        "/dev/shm/redist-bench".into()
+    } else {
+        std::env::temp_dir().join("redist-bench")
+    }
+}
+
+fn unpack(args: Vec<String>) -> Result<(), String> {
+    let args = parse(args)?;
+    let redist = redist_bin();
     std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
     let mut archives = args.archives.clone();
     if archives.is_empty() {
@@ -307,7 +333,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn reset(dir: &Path, create: bool) {
+pub fn reset(dir: &Path, create: bool) {
     let _ = std::fs::remove_dir_all(dir);
     if create {
         let _ = std::fs::create_dir_all(dir);
