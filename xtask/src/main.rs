@@ -5,6 +5,8 @@
 //!   unpack a component of it with `redist`, printing the tree.
 //! - `bench` — unpack throughput against `xz -dc` and `tar -xJf`, same run.
 //! - `e2e`   — real NVIDIA binaries (`../shared/tools/nvidia-wheel-mirror`).
+//! - `dist`  — a statically linked `redist`, what a Nix builder needs.
+//! - `e2e-nix` — real `nix-build` in the sandbox with that binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,13 +23,17 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "bench" => bench(rest),
         "e2e" => e2e(rest),
+        "dist" => dist().map(|p| println!("{}", p.display())),
+        "e2e-nix" => e2e_nix(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
                  bench [ARGS…]      unpack throughput vs xz -dc and tar -xJf (see `cargo xtask bench --help`)\n  \
-                 e2e                unpack real NVIDIA archives built by ../shared/tools/nvidia-wheel-mirror"
+                 e2e                unpack real NVIDIA archives built by ../shared/tools/nvidia-wheel-mirror\n  \
+                 dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
+                 e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -130,4 +136,65 @@ fn e2e(_args: &[String]) -> Result {
             "1",
         ])
         .env("REDIST_NVIDIA_MIRROR", &mirror))
+}
+
+/// `redist` linked statically against glibc: runs in a Nix sandbox with
+/// nothing else. Prints its path.
+fn dist() -> Result<PathBuf> {
+    let target = "x86_64-unknown-linux-gnu";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    sh(Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            target,
+            "-p",
+            "redist-cli",
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
+    let bin = root().join("target").join(target).join("release/redist");
+    let out = Command::new("ldd")
+        .arg(&bin)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !text.contains("not a dynamic executable") && !text.contains("statically linked") {
+        return Err(format!("{} is not static:\n{text}", bin.display()));
+    }
+    Ok(bin)
+}
+
+fn e2e_nix(_args: &[String]) -> Result {
+    if Command::new("nix-build").arg("--version").output().is_err() {
+        eprintln!("xtask e2e-nix: installing Debian's nix-bin");
+        sh(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "nix-bin"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    let redist = dist()?;
+    let mirror = nvidia_mirror().ok();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "redist-cli",
+            "--test",
+            "nix",
+            "--",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
+        .env("REDIST_STATIC", &redist);
+    if let Some(m) = mirror {
+        cmd.env("REDIST_NVIDIA_MIRROR", m);
+    }
+    sh(&mut cmd)
 }

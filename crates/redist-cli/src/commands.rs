@@ -7,7 +7,7 @@ use redist::manifest::PlatformEntry;
 use redist::{Error, Layout, Mode, Rules};
 
 use crate::table::size;
-use crate::{FeaturesArgs, FetchArgs, InstallArgs, LayoutArg, ListArgs};
+use crate::{FeaturesArgs, FetchArgs, InstallArgs, LayoutArg, ListArgs, NixExprArgs};
 
 fn rules(path: &Option<std::path::PathBuf>) -> Result<Rules, Error> {
     match path {
@@ -333,23 +333,120 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     let layout = Layout::new(&rules(&args.rules)?, Mode::Split, "rules")?;
     let mut out = serde_json::Map::new();
     for sel in &selected {
-        let (outputs, _) = source
-            .with_archive(sel, |opened| {
-                let (input, committer) = opened.into_input();
-                let outputs = redist::outputs_of(input, &layout, &redist::NoProgress)?;
-                committer.commit()?;
-                Ok(outputs)
-            })
-            .map_err(|e| Error::Component {
-                component: sel.component.clone(),
-                version: sel.version.clone(),
-                source: Box::new(e),
-            })?;
+        let outputs = component_outputs(&source, sel, &layout)?;
         out.insert(
             sel.component.clone(),
             serde_json::json!({ "version": sel.version, "outputs": outputs }),
         );
     }
     print_json(&out);
+    Ok(())
+}
+
+/// Per component: the outputs its archive produces (verified, cached).
+fn component_outputs(
+    source: &install::Source,
+    sel: &redist::manifest::Selected,
+    layout: &Layout,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    source
+        .with_archive(sel, |opened| {
+            let (input, committer) = opened.into_input();
+            let outputs = redist::outputs_of(input, layout, &redist::NoProgress)?;
+            committer.commit()?;
+            Ok(outputs)
+        })
+        .map(|(o, _)| o)
+        .map_err(|e| Error::Component {
+            component: sel.component.clone(),
+            version: sel.version.clone(),
+            source: Box::new(e),
+        })
+}
+
+pub fn nix_builder() -> Result<(), Error> {
+    let b = redist::nix::Builder::from_env()?;
+    if b.cores > 0 {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(b.cores)
+            .build_global();
+    }
+    eprintln!(
+        "redist nix-builder: {} -> {}",
+        b.src.display(),
+        b.outputs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let r = redist::nix::build(&b, &redist::NoProgress)?;
+    for (name, path) in &r.outputs {
+        let s = r.unpack.outputs.get(name);
+        eprintln!(
+            "  {name:<8} {} ({} files, {} symlinks)",
+            path.display(),
+            s.map_or(0, |s| s.files),
+            s.map_or(0, |s| s.symlinks)
+        );
+    }
+    if let Some(ap) = &r.unpack.autopatch {
+        eprintln!(
+            "  autopatch: {} ELF files linked, {} skipped",
+            ap.files.len(),
+            ap.skipped.len()
+        );
+        for f in &ap.files {
+            eprintln!(
+                "    {}: RUNPATH {}",
+                f.path,
+                f.runpath.as_deref().unwrap_or("(none)")
+            );
+        }
+        for (file, lib) in &ap.ignored {
+            eprintln!("    warning: {file}: {lib} left unresolved (ignoreMissing)");
+        }
+    }
+    eprintln!("  {:.3}s", r.unpack.stages.total.seconds);
+    Ok(())
+}
+
+pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
+    let source = args.source.open()?;
+    let platform = args.source.platform()?;
+    let all = args.components.is_empty();
+    let selected = source.select(
+        &args.components,
+        all,
+        &platform,
+        args.source.variant.as_deref(),
+    )?;
+    let layout = Layout::new(&Rules::builtin(), Mode::Split, "rules")?;
+    let mut components = Vec::new();
+    for sel in &selected {
+        let outputs = component_outputs(&source, sel, &layout)?;
+        let url = match source.location(sel) {
+            redist::source::Location::Url(u) => u,
+            redist::source::Location::Path(p) => {
+                format!("file://{}", std::path::absolute(&p).unwrap_or(p).display())
+            }
+        };
+        components.push(redist::nix::ExprComponent {
+            pname: sel.component.clone(),
+            version: sel.version.clone(),
+            url,
+            sha256: sel.archive.sha256.clone(),
+            outputs,
+        });
+    }
+    print!(
+        "{}",
+        redist::nix::expression(
+            &source.manifest.label(),
+            &args.builder,
+            &args.system,
+            &components
+        )
+    );
     Ok(())
 }

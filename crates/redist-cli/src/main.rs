@@ -85,6 +85,21 @@ enum Command {
     /// Print the built-in layout rules, the starting point for a --rules file.
     Rules,
 
+    /// Be the builder of a Nix derivation (builder = a static redist,
+    /// args = [ "nix-builder" ]). Reads src, outputs, dynamicLinker, libDeps,
+    /// appendRunpaths, ignoreMissing, component and rules from the
+    /// derivation (environment or structured attrs); see docs/nix.md.
+    NixBuilder,
+
+    /// Print a Nix file with one derivation per component of a manifest,
+    /// built by `redist nix-builder` (outputs from `redist features`).
+    ///
+    /// Example:
+    ///   redist nix-expr --manifest redistrib_12.9.1.json --builder /nix/store/…-redist/bin/redist > cuda.nix
+    ///   nix-build cuda.nix -A cuda_nvcc --arg libDeps '[ "/nix/store/…-glibc" ]'
+    #[command(verbatim_doc_comment)]
+    NixExpr(NixExprArgs),
+
     /// Edit ELF interpreter, RUNPATH, DT_NEEDED and SONAME, like patchelf
     /// (the binary behaves so when invoked as `patchelf`, too).
     Patchelf(patchelf::Args),
@@ -218,6 +233,21 @@ struct InstallArgs {
     /// No progress, no summary.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct NixExprArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Components; default: every component with an archive for the platform.
+    components: Vec<String>,
+    /// The redist the derivations use as builder: a store path of a static
+    /// redist (`cargo xtask dist`), or a path Nix copies into the store.
+    #[arg(long, value_name = "PATH")]
+    builder: String,
+    /// Nix system of the derivations.
+    #[arg(long, default_value = "x86_64-linux")]
+    system: String,
 }
 
 #[derive(clap::Args)]
@@ -374,6 +404,8 @@ fn main() -> ExitCode {
         Command::Fetch(args) => commands::fetch(args),
         Command::Install(args) => commands::install(args),
         Command::Features(args) => commands::features(args),
+        Command::NixBuilder => commands::nix_builder(),
+        Command::NixExpr(args) => commands::nix_expr(args),
         Command::Patchelf(args) => return ExitCode::from(patchelf::run(args)),
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());

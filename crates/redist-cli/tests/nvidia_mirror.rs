@@ -209,8 +209,15 @@ fn install_over_loopback_http_gives_a_working_merged_prefix() {
 #[ignore = "needs the NVIDIA mirror: cargo xtask e2e"]
 fn autopatched_nvidia_binaries_run_with_a_long_interpreter() {
     let d = Dir::new();
-    let loader = elfpatch::read(Path::new("/bin/sh")).unwrap().interpreter.expect("a system loader");
-    let dir = d.join(&format!("{}/{}", "nix-store-like-".repeat(5), "glibc-2.40-66/lib64"));
+    let loader = elfpatch::read(Path::new("/bin/sh"))
+        .unwrap()
+        .interpreter
+        .expect("a system loader");
+    let dir = d.join(&format!(
+        "{}/{}",
+        "nix-store-like-".repeat(5),
+        "glibc-2.40-66/lib64"
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let interp = dir.join("ld-linux-x86-64.so.2");
     std::os::unix::fs::symlink(&loader, &interp).unwrap();
@@ -219,21 +226,53 @@ fn autopatched_nvidia_binaries_run_with_a_long_interpreter() {
     let mut reports = Vec::new();
     for c in ["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"] {
         let out = d.join(c);
-        reports.push(ok_json(&unpack(&archive(c), &out, &["--json", "--interpreter", i])));
+        reports.push(ok_json(&unpack(
+            &archive(c),
+            &out,
+            &["--json", "--interpreter", i],
+        )));
     }
     let ptxas = d.join("cuda_nvcc/bin/bin/ptxas");
-    assert_eq!(elfpatch::read(&ptxas).unwrap().interpreter.as_deref(), Some(i));
+    assert_eq!(
+        elfpatch::read(&ptxas).unwrap().interpreter.as_deref(),
+        Some(i)
+    );
     let v = Command::new(&ptxas).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&v.stdout).contains("Cuda compilation tools, release 12.9"), "{}", String::from_utf8_lossy(&v.stderr));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("Cuda compilation tools, release 12.9"),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     // libnvrtc keeps its $ORIGIN RUNPATH (it dlopens libnvrtc-builtins).
     let nvrtc = d.join("cuda_nvrtc/lib/lib/libnvrtc.so.12.9.86");
-    assert_eq!(elfpatch::read(&nvrtc).unwrap().runpath.as_deref(), Some("$ORIGIN"));
+    assert_eq!(
+        elfpatch::read(&nvrtc).unwrap().runpath.as_deref(),
+        Some("$ORIGIN")
+    );
     let exe = d.join("nvrtc_compile");
     let src = redist_fixtures::testdata().join("c/nvrtc_compile.c");
-    assert!(Command::new("cc").arg(&src).arg("-o").arg(&exe).arg("-ldl").status().unwrap().success());
-    let o = Command::new(&exe).arg(d.join("cuda_nvrtc/lib/lib/libnvrtc.so")).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    assert!(Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-ldl")
+        .status()
+        .unwrap()
+        .success());
+    let o = Command::new(&exe)
+        .arg(d.join("cuda_nvrtc/lib/lib/libnvrtc.so"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ptx has .entry saxpy"), "{}", String::from_utf8_lossy(&o.stdout));
-    let patched: usize = reports.iter().map(|r| r["autopatch"]["files"].as_array().unwrap().len()).sum();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("ptx has .entry saxpy"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let patched: usize = reports
+        .iter()
+        .map(|r| r["autopatch"]["files"].as_array().unwrap().len())
+        .sum();
     assert!(patched >= 6, "{patched}");
 }

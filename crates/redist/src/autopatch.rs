@@ -190,7 +190,7 @@ fn is_libc_library(name: &str) -> bool {
 /// is `final_root`.
 pub fn run(
     root: &Path,
-    final_root: &Path,
+    placement: &crate::Placement,
     candidates: &[Candidate],
     tree: &[TreeFile],
     opts: &Options,
@@ -316,7 +316,7 @@ pub fn run(
             match d {
                 Resolution::Own(dir) => push(match opts.runpath {
                     RunpathMode::Relative => origin(&relative(&file_dir, dir)),
-                    RunpathMode::Absolute => under(final_root, dir),
+                    RunpathMode::Absolute => placement.path(dir),
                 }),
                 Resolution::Dep(dir) | Resolution::System(dir) => push(dir.display().to_string()),
                 Resolution::Ignored => {}
@@ -332,7 +332,7 @@ pub fn run(
                 if inside(&dir, &c.output_dir) {
                     push(match opts.runpath {
                         RunpathMode::Relative => origin(&relative(&file_dir, &dir)),
-                        RunpathMode::Absolute => under(final_root, &dir),
+                        RunpathMode::Absolute => placement.path(&dir),
                     });
                 }
             }
@@ -364,7 +364,7 @@ pub fn run(
             };
             let abs = root.join(&c.path);
             let outcome = elfpatch::patch_file(&abs, &edits).map_err(|e| Error::Patch {
-                path: final_root.join(&c.path),
+                path: PathBuf::from(placement.path(&c.path)),
                 message: e.to_string(),
             })?;
             Ok(FileReport {
@@ -390,14 +390,6 @@ fn origin(rel: &str) -> String {
         "$ORIGIN".into()
     } else {
         format!("$ORIGIN/{rel}")
-    }
-}
-
-fn under(root: &Path, rel: &str) -> String {
-    if rel.is_empty() {
-        root.display().to_string()
-    } else {
-        root.join(rel).display().to_string()
     }
 }
 

@@ -99,6 +99,10 @@ pub enum Error {
     #[error("cannot patch {path}: {message}")]
     Patch { path: PathBuf, message: String },
 
+    /// The Nix builder cannot go ahead (a missing attribute, an empty output).
+    #[error("nix-builder: {message}")]
+    Nix { message: String },
+
     /// The decoder thread failed; the pipeline replaces this with the
     /// thread's own error, which names the cause.
     #[error("the decoder thread failed")]

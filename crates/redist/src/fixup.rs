@@ -25,7 +25,7 @@ pub fn apply(
     tree: &mut Tree,
     layout: &Layout,
     staging: &Path,
-    final_root: &Path,
+    placement: &crate::Placement,
     relocatable: bool,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
@@ -52,10 +52,8 @@ pub fn apply(
         let [cudaroot, libdir, includedir] = targets.clone().map(|rel| {
             if relocatable {
                 format!("${{pcfiledir}}/{}", relative(parent(dest), &rel))
-            } else if rel.is_empty() {
-                final_root.display().to_string()
             } else {
-                final_root.join(rel).display().to_string()
+                placement.path(&rel)
             }
         });
         let values = PkgConfigDirs {
@@ -65,12 +63,12 @@ pub fn apply(
         };
         let abs = staging.join(dest);
         let text = fs::read_to_string(&abs).map_err(|source| Error::Write {
-            path: final_root.join(dest),
+            path: placement.root.join(dest),
             source,
         })?;
         if let Some(new) = rewrite_pkg_config(&text, &values) {
             fs::write(&abs, new).map_err(|source| Error::Write {
-                path: final_root.join(dest),
+                path: placement.root.join(dest),
                 source,
             })?;
             done.push(format!(
@@ -79,7 +77,7 @@ pub fn apply(
         }
         if let Some(link) = unversioned_pc(dest) {
             if !tree.nodes.contains_key(&link) {
-                add_symlink(tree, staging, final_root, dest, &link)?;
+                add_symlink(tree, staging, &placement.root, dest, &link)?;
                 done.push(format!("{link} -> {}", relative(parent(&link), dest)));
             }
         }
@@ -93,7 +91,7 @@ pub fn apply(
     for stub in stubs {
         let link = format!("{stub}.1");
         if !tree.nodes.contains_key(&link) {
-            add_symlink(tree, staging, final_root, &stub, &link)?;
+            add_symlink(tree, staging, &placement.root, &stub, &link)?;
             done.push(format!("{link} -> libcuda.so"));
         }
     }

@@ -430,6 +430,7 @@ pub fn install(
                     only: None,
                     final_root: Some(final_root),
                     relocatable_pkgconfig: true,
+                    output_roots: None,
                     autopatch: None,
                 };
                 let out = tmp.join(&sel.component);
@@ -546,7 +547,7 @@ pub fn install(
             let files = tree_files(&staging.path);
             Some(crate::autopatch::run(
                 &staging.path,
-                &prefix,
+                &crate::Placement::root(&prefix),
                 &candidates,
                 &files,
                 ap,

@@ -35,6 +35,8 @@ pub mod fixup;
 pub mod install;
 pub mod layout;
 pub mod manifest;
+pub mod nix;
+pub mod placement;
 pub mod report;
 pub mod source;
 pub mod unpack;
@@ -49,6 +51,7 @@ use std::time::Instant;
 pub use decode::Format;
 pub use error::{Error, Result, UnsafeRule};
 pub use layout::{Layout, Mode, Rules};
+pub use placement::Placement;
 pub use report::{NoProgress, OutputStats, Progress, Report, Stage, Stages};
 
 /// Where the archive comes from.
@@ -124,6 +127,9 @@ pub struct UnpackOptions {
     /// Where the tree will finally live, when it is not `out` (an installer
     /// that moves it afterwards); pkg-config paths point there.
     pub final_root: Option<PathBuf>,
+    /// Where each output finally lives, when outputs go to separate
+    /// directories (Nix store paths); needs the split layout.
+    pub output_roots: Option<std::collections::BTreeMap<String, PathBuf>>,
     /// Write pkg-config paths relative to the `.pc` file (`${pcfiledir}/…`)
     /// so the tree can be moved.
     pub relocatable_pkgconfig: bool,
@@ -140,6 +146,7 @@ impl Default for UnpackOptions {
             mtime: None,
             only: None,
             final_root: None,
+            output_roots: None,
             relocatable_pkgconfig: false,
             autopatch: Some(autopatch::Options::default()),
         }
@@ -184,6 +191,10 @@ fn run(
     let staging = unpack::Staging::create(out)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
     let final_root = opts.final_root.as_deref().unwrap_or(out);
+    let placement = Placement {
+        root: final_root.to_owned(),
+        outputs: opts.output_roots.clone(),
+    };
     let mut writer =
         unpack::Writer::new(label, staging.path(), final_root, &opts.layout, opts.mtime);
     if let Some(only) = &opts.only {
@@ -225,7 +236,7 @@ fn run(
         &mut tree,
         &opts.layout,
         staging.path(),
-        final_root,
+        &placement,
         opts.relocatable_pkgconfig,
     )?;
     let fix_time = fix_start.elapsed();
@@ -236,7 +247,7 @@ fn run(
             let (candidates, files) = autopatch_inputs(&tree, &opts.layout);
             Some(autopatch::run(
                 staging.path(),
-                final_root,
+                &placement,
                 &candidates,
                 &files,
                 ap,

@@ -1,0 +1,623 @@
+//! `redist` as a Nix builder, and the Nix expressions that use it.
+//!
+//! A derivation whose `builder` is a (static) `redist` with
+//! `args = [ "nix-builder" ]` gets its archive unpacked, split into the
+//! derivation's declared outputs (each its own store path), pkg-config
+//! files pointed at those paths, and every ELF file linked with absolute
+//! RUNPATHs — so Nix's reference scanner sees `bin → lib → glibc`.
+//!
+//! Attributes (fixed names, so hand-written expressions work): `src`,
+//! `outputs` (and each output's path), `dynamicLinker`, `libDeps` (store
+//! paths whose `lib/` is searched), `appendRunpaths`, `ignoreMissing`,
+//! and optionally `component` and `rules`. With `__structuredAttrs = true`
+//! they come from `$NIX_ATTRS_JSON_FILE` (or `.attrs.json`); otherwise from
+//! the environment, lists space-separated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::layout::{Layout, Mode, Rules};
+use crate::{autopatch, Input, Progress, Report, UnpackOptions};
+
+/// What the derivation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builder {
+    /// The archive.
+    pub src: PathBuf,
+    /// Declared outputs in order, with their store paths.
+    pub outputs: Vec<(String, PathBuf)>,
+    /// Interpreter for executables.
+    pub dynamic_linker: Option<String>,
+    /// Store paths whose `lib/` directories provide libraries.
+    pub lib_deps: Vec<PathBuf>,
+    /// Entries appended to every RUNPATH.
+    pub append_runpaths: Vec<String>,
+    /// Libraries allowed to stay unresolved.
+    pub ignore_missing: Vec<String>,
+    /// The component's name, for messages.
+    pub component: Option<String>,
+    /// A rules file replacing the built-in layout rules.
+    pub rules: Option<PathBuf>,
+    /// Threads (`NIX_BUILD_CORES`; 0 means all).
+    pub cores: usize,
+    /// Scratch space (`NIX_BUILD_TOP`, else `TMPDIR`).
+    pub build_top: PathBuf,
+}
+
+fn missing(name: &str) -> Error {
+    Error::Nix {
+        message: format!(
+            "the derivation has no `{name}` attribute, which redist nix-builder needs"
+        ),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+impl Builder {
+    /// Read the derivation: structured attributes when present, else the
+    /// environment.
+    pub fn from_env() -> Result<Builder> {
+        let get = |k: &str| std::env::var(k).ok();
+        let attrs = get("NIX_ATTRS_JSON_FILE").map(PathBuf::from).or_else(|| {
+            let p = PathBuf::from(get("NIX_BUILD_TOP").unwrap_or_else(|| ".".into()))
+                .join(".attrs.json");
+            p.exists().then_some(p)
+        });
+        match attrs {
+            Some(path) => {
+                let text = fs::read_to_string(&path).map_err(|e| Error::Nix {
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
+                let json: Value = serde_json::from_str(&text).map_err(|e| Error::Nix {
+                    message: format!("{} is not JSON: {e}", path.display()),
+                })?;
+                Builder::from_attrs(&json, &get)
+            }
+            None => Builder::from_vars(&get),
+        }
+    }
+
+    /// From plain environment variables (`get` looks one up).
+    pub fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Builder> {
+        let src = get("src")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("src"))?;
+        let names = words(&get("outputs").unwrap_or_else(|| "out".into()));
+        let mut outputs = Vec::new();
+        for n in names {
+            let path = get(&n)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::Nix {
+                    message: format!(
+                        "output `{n}` is declared but `${n}` (its store path) is not set"
+                    ),
+                })?;
+            outputs.push((n, PathBuf::from(path)));
+        }
+        Ok(Builder {
+            src: src.into(),
+            outputs,
+            dynamic_linker: get("dynamicLinker").filter(|s| !s.is_empty()),
+            lib_deps: words(&get("libDeps").unwrap_or_default())
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            append_runpaths: words(&get("appendRunpaths").unwrap_or_default()),
+            ignore_missing: words(&get("ignoreMissing").unwrap_or_default()),
+            component: get("component").filter(|s| !s.is_empty()),
+            rules: get("rules").filter(|s| !s.is_empty()).map(PathBuf::from),
+            cores: get("NIX_BUILD_CORES")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+            build_top: get("NIX_BUILD_TOP")
+                .or_else(|| get("TMPDIR"))
+                .unwrap_or_else(|| "/tmp".into())
+                .into(),
+        })
+    }
+
+    /// From `.attrs.json` (`__structuredAttrs = true`).
+    pub fn from_attrs(a: &Value, get: &dyn Fn(&str) -> Option<String>) -> Result<Builder> {
+        let string = |k: &str| {
+            a.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let list = |k: &str| -> Vec<String> {
+            match a.get(k) {
+                Some(Value::Array(v)) => v
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                Some(Value::String(s)) => words(s),
+                _ => Vec::new(),
+            }
+        };
+        let src = string("src").ok_or_else(|| missing("src"))?;
+        let outputs = match a.get("outputs") {
+            Some(Value::Object(o)) => o
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), PathBuf::from(v.as_str()?))))
+                .collect(),
+            _ => return Err(missing("outputs")),
+        };
+        Ok(Builder {
+            src: src.into(),
+            outputs,
+            dynamic_linker: string("dynamicLinker"),
+            lib_deps: list("libDeps").into_iter().map(PathBuf::from).collect(),
+            append_runpaths: list("appendRunpaths"),
+            ignore_missing: list("ignoreMissing"),
+            component: string("component"),
+            rules: string("rules").map(PathBuf::from),
+            cores: get("NIX_BUILD_CORES")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+            build_top: get("NIX_BUILD_TOP")
+                .or_else(|| get("TMPDIR"))
+                .unwrap_or_else(|| "/tmp".into())
+                .into(),
+        })
+    }
+
+    fn label(&self) -> String {
+        self.component
+            .clone()
+            .unwrap_or_else(|| self.src.display().to_string())
+    }
+}
+
+/// What a Nix build did.
+#[derive(Debug, Clone, Serialize)]
+pub struct NixReport {
+    /// Output name → store path.
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// The unpack report.
+    pub unpack: Report,
+}
+
+/// The layout rules with every output the derivation did not declare sent
+/// to `out`, as nixpkgs does.
+pub fn rules_for(rules: &Rules, declared: &BTreeSet<String>) -> Rules {
+    let mut r = rules.clone();
+    for o in &mut r.output {
+        if !declared.contains(&o.name) {
+            o.name = "out".into();
+        }
+    }
+    if !declared.contains(&r.default) {
+        r.default = "out".into();
+    }
+    r
+}
+
+/// Build: unpack, split, fix, link, and move each output to its store path.
+pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
+    let declared: BTreeSet<String> = b.outputs.iter().map(|(n, _)| n.clone()).collect();
+    if !declared.contains("out") {
+        return Err(Error::Nix {
+            message: "the derivation must declare the `out` output".into(),
+        });
+    }
+    let base = match &b.rules {
+        Some(p) => Rules::from_file(p)?,
+        None => Rules::builtin(),
+    };
+    let layout = Layout::new(&rules_for(&base, &declared), Mode::Split, "rules")?;
+    let roots: BTreeMap<String, PathBuf> = b.outputs.iter().cloned().collect();
+    let tree = b.build_top.join("redist-tree");
+    let ignore_missing = if b.ignore_missing.is_empty() {
+        None
+    } else {
+        let mut g = globset::GlobSetBuilder::new();
+        for p in &b.ignore_missing {
+            g.add(globset::Glob::new(p).map_err(|e| Error::Nix {
+                message: format!("ignoreMissing `{p}`: {e}"),
+            })?);
+        }
+        Some(g.build().map_err(|e| Error::Nix {
+            message: e.to_string(),
+        })?)
+    };
+    let threads = if b.cores == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        b.cores
+    };
+    let opts = UnpackOptions {
+        layout,
+        decoder_threads: threads as u32,
+        // Nix normalises mtimes to 1 too; doing it here keeps the build
+        // reproducible outside Nix as well.
+        mtime: Some(1),
+        only: None,
+        final_root: Some(tree.clone()),
+        output_roots: Some(roots.clone()),
+        relocatable_pkgconfig: false,
+        autopatch: Some(autopatch::Options {
+            interpreter: b.dynamic_linker.clone(),
+            deps: b.lib_deps.iter().map(|d| d.join("lib")).collect(),
+            append_runpath: b.append_runpaths.clone(),
+            ignore_missing,
+            runpath: autopatch::RunpathMode::Absolute,
+            keep_libc: true,
+        }),
+    };
+    let report = crate::unpack(Input::Path(b.src.clone()), &tree, &opts, progress)?;
+
+    let empty: Vec<&str> = declared
+        .iter()
+        .filter(|n| *n != "out" && !report.outputs.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    if !empty.is_empty() {
+        let has = report
+            .outputs
+            .iter()
+            .map(|(n, s)| format!("{n} ({} files, {} symlinks)", s.files, s.symlinks))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::Nix {
+            message: format!(
+                "{}: declared output{} {} would be empty; the archive has: {}",
+                b.label(),
+                if empty.len() == 1 { "" } else { "s" },
+                empty.join(", "),
+                if has.is_empty() {
+                    "nothing".into()
+                } else {
+                    has
+                }
+            ),
+        });
+    }
+    for (name, dest) in &b.outputs {
+        let staged = tree.join(name);
+        if staged.exists() {
+            absolute_cross_output_links(&staged, name, &tree, &roots)?;
+            move_tree(&staged, dest)?;
+        } else {
+            fs::create_dir_all(dest).map_err(|source| Error::Write {
+                path: dest.clone(),
+                source,
+            })?;
+        }
+    }
+    let out = &roots["out"];
+    let others: Vec<String> = b
+        .outputs
+        .iter()
+        .filter(|(n, _)| n != "out")
+        .map(|(_, p)| p.display().to_string())
+        .collect();
+    let support = out.join("nix-support");
+    fs::create_dir_all(&support).map_err(|source| Error::Write {
+        path: support.clone(),
+        source,
+    })?;
+    let file = support.join("propagated-build-inputs");
+    fs::write(&file, format!("{}\n", others.join(" ")))
+        .map_err(|source| Error::Write { path: file, source })?;
+    let _ = fs::remove_dir_all(&tree);
+    Ok(NixReport {
+        outputs: roots,
+        unpack: report,
+    })
+}
+
+/// Relative symlinks that cross outputs break once outputs are separate
+/// store paths: point them at the other output's absolute path.
+fn absolute_cross_output_links(
+    dir: &Path,
+    output: &str,
+    tree: &Path,
+    roots: &BTreeMap<String, PathBuf>,
+) -> Result<()> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).map_err(|source| Error::Write {
+            path: d.clone(),
+            source,
+        })? {
+            let e = e.map_err(|source| Error::Write {
+                path: d.clone(),
+                source,
+            })?;
+            let p = e.path();
+            let t = e.file_type().map_err(|source| Error::Write {
+                path: p.clone(),
+                source,
+            })?;
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_symlink() {
+                let target = fs::read_link(&p).map_err(|source| Error::Write {
+                    path: p.clone(),
+                    source,
+                })?;
+                if target.is_absolute() {
+                    continue;
+                }
+                let rel_dir = d
+                    .strip_prefix(tree)
+                    .unwrap_or(&d)
+                    .to_string_lossy()
+                    .into_owned();
+                let mut parts: Vec<String> = rel_dir
+                    .split('/')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                for c in target.to_string_lossy().split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        c => parts.push(c.to_owned()),
+                    }
+                }
+                let first = parts.first().cloned().unwrap_or_default();
+                if first != output {
+                    if let Some(root) = roots.get(&first) {
+                        let abs = parts[1..].iter().fold(root.clone(), |acc, c| acc.join(c));
+                        fs::remove_file(&p).map_err(|source| Error::Write {
+                            path: p.clone(),
+                            source,
+                        })?;
+                        std::os::unix::fs::symlink(&abs, &p).map_err(|source| Error::Write {
+                            path: p.clone(),
+                            source,
+                        })?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rename `from` to `to`, copying when they are on different filesystems
+/// (the build directory and the store usually are).
+fn move_tree(from: &Path, to: &Path) -> Result<()> {
+    match fs::rename(from, to) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+        Err(source) => {
+            return Err(Error::Write {
+                path: to.to_owned(),
+                source,
+            })
+        }
+    }
+    copy_tree(from, to).map_err(|source| Error::Write {
+        path: to.to_owned(),
+        source,
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir(to)?;
+    let mut entries: Vec<_> = fs::read_dir(from)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// One component of a generated expression.
+pub struct ExprComponent {
+    /// Component key (`pname`).
+    pub pname: String,
+    /// Version.
+    pub version: String,
+    /// Where the fixed-output fetch gets the archive.
+    pub url: String,
+    /// Its sha256 (hex).
+    pub sha256: String,
+    /// Outputs its archive produces (`redist features`); `out` is added.
+    pub outputs: BTreeSet<String>,
+}
+
+fn nix_string(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("${", "\\${");
+    format!("\"{escaped}\"")
+}
+
+/// A Nix file with one derivation per component, built by `redist
+/// nix-builder`. `builder` is the default for the `redist` argument (a store
+/// path of a static `redist`); every knob is a function argument.
+pub fn expression(
+    label: &str,
+    builder: &str,
+    system: &str,
+    components: &[ExprComponent],
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "# Generated by `redist nix-expr` from {label}.\n\
+         # Each attribute is one component, built by `redist nix-builder` into the\n\
+         # outputs its archive provides. Build one with:\n\
+         #   nix-build this.nix -A <component> --arg libDeps '[ <glibc> ]' --argstr dynamicLinker <ld.so>\n\
+         # extraLibDeps = {{ <component> = [ <other>.lib ]; }} links one component to another.\n\
+         {{ redist ? {builder}\n\
+         , system ? {system}\n\
+         , dynamicLinker ? null\n\
+         , libDeps ? [ ]\n\
+         , extraLibDeps ? {{ }}\n\
+         , appendRunpaths ? [ \"/run/opengl-driver/lib\" ]\n\
+         , ignoreMissing ? [ \"libcuda.so*\" ]\n\
+         }}:\n\
+         let\n\
+         \x20 fetchurl = import <nix/fetchurl.nix>;\n\
+         \x20 # Plain strings naming store paths need their context back.\n\
+         \x20 store = p: if builtins.isString p then builtins.storePath p else p;\n\
+         \x20 component = {{ pname, version, url, sha256, outputs }}: derivation ({{\n\
+         \x20   name = \"${{pname}}-${{version}}\";\n\
+         \x20   inherit system outputs;\n\
+         \x20   builder = store redist;\n\
+         \x20   args = [ \"nix-builder\" ];\n\
+         \x20   src = fetchurl {{ inherit url sha256; }};\n\
+         \x20   component = pname;\n\
+         \x20   libDeps = map store (libDeps ++ (extraLibDeps.${{pname}} or [ ]));\n\
+         \x20   inherit appendRunpaths ignoreMissing;\n\
+         \x20 }} // (if dynamicLinker == null then {{ }} else {{ inherit dynamicLinker; }}));\n\
+         in\n\
+         {{\n",
+        label = label,
+        builder = nix_string(builder),
+        system = nix_string(system),
+    ));
+    for c in components {
+        let mut outputs: Vec<&str> = vec!["out"];
+        outputs.extend(c.outputs.iter().map(String::as_str).filter(|o| *o != "out"));
+        let outputs = outputs
+            .iter()
+            .map(|o| nix_string(o))
+            .collect::<Vec<_>>()
+            .join(" ");
+        s.push_str(&format!(
+            "  {key} = component {{\n    pname = {pname};\n    version = {version};\n    url = {url};\n    sha256 = {sha};\n    outputs = [ {outputs} ];\n  }};\n",
+            key = nix_string(&c.pname),
+            pname = nix_string(&c.pname),
+            version = nix_string(&c.version),
+            url = nix_string(&c.url),
+            sha = nix_string(&c.sha256),
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_plain_environment() {
+        let get = vars(&[
+            ("src", "/nix/store/a-src.tar.xz"),
+            ("outputs", "out lib dev"),
+            ("out", "/nix/store/b"),
+            ("lib", "/nix/store/c-lib"),
+            ("dev", "/nix/store/d-dev"),
+            ("libDeps", "/nix/store/g /nix/store/h"),
+            ("ignoreMissing", "libcuda.so*"),
+            ("NIX_BUILD_CORES", "3"),
+            ("NIX_BUILD_TOP", "/build"),
+        ]);
+        let b = Builder::from_vars(&get).unwrap();
+        assert_eq!(
+            b.outputs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["out", "lib", "dev"]
+        );
+        assert_eq!(
+            b.lib_deps,
+            [PathBuf::from("/nix/store/g"), PathBuf::from("/nix/store/h")]
+        );
+        assert_eq!(b.ignore_missing, ["libcuda.so*"]);
+        assert_eq!((b.cores, b.build_top.as_path()), (3, Path::new("/build")));
+        assert_eq!(b.dynamic_linker, None);
+    }
+
+    #[test]
+    fn missing_attributes_are_named() {
+        let e = Builder::from_vars(&vars(&[("outputs", "out")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "nix-builder: the derivation has no `src` attribute, which redist nix-builder needs"
+        );
+        let e = Builder::from_vars(&vars(&[
+            ("src", "/s"),
+            ("outputs", "out lib"),
+            ("out", "/o"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "nix-builder: output `lib` is declared but `$lib` (its store path) is not set"
+        );
+    }
+
+    #[test]
+    fn reads_structured_attrs() {
+        let a: Value = serde_json::json!({
+            "src": "/nix/store/a-src", "outputs": {"out": "/nix/store/o", "bin": "/nix/store/b"},
+            "libDeps": ["/nix/store/g"], "dynamicLinker": "/nix/store/g/lib/ld.so", "appendRunpaths": ["/run/opengl-driver/lib"]
+        });
+        let b = Builder::from_attrs(&a, &vars(&[])).unwrap();
+        assert_eq!(b.outputs.len(), 2);
+        assert_eq!(b.dynamic_linker.as_deref(), Some("/nix/store/g/lib/ld.so"));
+        assert_eq!(b.append_runpaths, ["/run/opengl-driver/lib"]);
+    }
+
+    #[test]
+    fn undeclared_outputs_go_to_out() {
+        let declared: BTreeSet<String> = ["out", "lib"].iter().map(|s| s.to_string()).collect();
+        let r = rules_for(&Rules::builtin(), &declared);
+        let l = Layout::new(&r, Mode::Split, "t").unwrap();
+        assert_eq!(l.route("lib/libx.so").output, "lib");
+        assert_eq!(l.route("lib/libx.a").output, "out");
+        assert_eq!(l.route("include/x.h").output, "out");
+    }
+
+    #[test]
+    fn expression_escapes_strings() {
+        let e = expression(
+            "cuda 1.0",
+            "/nix/store/r-redist",
+            "x86_64-linux",
+            &[ExprComponent {
+                pname: "cuda_nvcc".into(),
+                version: "1".into(),
+                url: "file:///m/a${b}.tar.xz".into(),
+                sha256: "ab".into(),
+                outputs: ["bin".to_string(), "include".to_string()]
+                    .into_iter()
+                    .collect(),
+            }],
+        );
+        assert!(
+            e.contains("outputs = [ \"out\" \"bin\" \"include\" ];"),
+            "{e}"
+        );
+        assert!(e.contains("url = \"file:///m/a\\${b}.tar.xz\";"), "{e}");
+        assert!(e.contains("{ redist ? \"/nix/store/r-redist\""), "{e}");
+    }
+}
