@@ -195,28 +195,7 @@ fn copy_verified(
         }
         None => None,
     };
-    let fail = |e: std::io::Error| -> Error {
-        let kind = e.kind();
-        match e.into_inner() {
-            Some(inner) => match inner.downcast::<redist::source::VerifyError>() {
-                Ok(cause) => Error::Verify {
-                    archive: label.to_owned(),
-                    cause: *cause,
-                },
-                Err(inner) => match inner.downcast::<redist::source::SourceError>() {
-                    Ok(s) => Error::Source(*s),
-                    Err(other) => Error::Read {
-                        archive: label.to_owned(),
-                        source: std::io::Error::new(kind, other),
-                    },
-                },
-            },
-            None => Error::Read {
-                archive: label.to_owned(),
-                source: std::io::Error::from(kind),
-            },
-        }
-    };
+    let fail = |e: std::io::Error| redist::decode::source_failure(label, e);
     let result = (|| {
         loop {
             let n = reader.read(&mut buf).map_err(fail)?;
@@ -255,25 +234,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         &platform,
         args.source.variant.as_deref(),
     )?;
-    let only = if args.only.is_empty() {
-        None
-    } else {
-        let mut b = globset::GlobSetBuilder::new();
-        for g in &args.only {
-            let glob = globset::GlobBuilder::new(g)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| Error::Rules {
-                    origin: "--only".into(),
-                    message: format!("glob `{g}`: {e}"),
-                })?;
-            b.add(glob);
-        }
-        Some(b.build().map_err(|e| Error::Rules {
-            origin: "--only".into(),
-            message: e.to_string(),
-        })?)
-    };
+    let only = redist::layout::glob_set(&args.only, "--only")?;
     let opts = InstallOptions {
         prefix: args.prefix.clone(),
         layout: match args.layout {

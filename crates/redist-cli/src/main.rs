@@ -347,21 +347,7 @@ impl PatchArgs {
         if self.no_patch {
             return Ok(None);
         }
-        let ignore_missing = if self.ignore_missing.is_empty() {
-            None
-        } else {
-            let mut b = globset::GlobSetBuilder::new();
-            for g in &self.ignore_missing {
-                b.add(globset::Glob::new(g).map_err(|e| redist::Error::Rules {
-                    origin: "--ignore-missing".into(),
-                    message: format!("glob `{g}`: {e}"),
-                })?);
-            }
-            Some(b.build().map_err(|e| redist::Error::Rules {
-                origin: "--ignore-missing".into(),
-                message: e.to_string(),
-            })?)
-        };
+        let ignore_missing = redist::layout::glob_set(&self.ignore_missing, "--ignore-missing")?;
         let deps = self
             .deps
             .iter()

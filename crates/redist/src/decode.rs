@@ -407,7 +407,7 @@ fn classify(
 
 /// An error of the source itself: a verification mismatch, a broken
 /// download, or a plain read error.
-fn source_failure(archive: &str, e: io::Error) -> Error {
+pub fn source_failure(archive: &str, e: io::Error) -> Error {
     let kind = e.kind();
     match e.into_inner() {
         Some(inner) => match inner.downcast::<crate::source::VerifyError>() {

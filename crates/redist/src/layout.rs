@@ -213,6 +213,28 @@ impl Layout {
     }
 }
 
+/// Compile user globs (`--only`, `--ignore-missing`, `ignoreMissing`);
+/// `None` when there are none. `origin` names the flag in errors.
+/// `*` stays within one path component.
+pub fn glob_set(patterns: &[String], origin: &str) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let bad = |message: String| Error::Rules {
+        origin: origin.to_owned(),
+        message,
+    };
+    let mut set = GlobSetBuilder::new();
+    for g in patterns {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| bad(format!("glob `{g}`: {e}")))?;
+        set.add(glob);
+    }
+    set.build().map(Some).map_err(|e| bad(e.to_string()))
+}
+
 fn check_output_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name

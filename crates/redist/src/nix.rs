@@ -216,19 +216,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
     let layout = Layout::new(&rules_for(&base, &declared), Mode::Split, "rules")?;
     let roots: BTreeMap<String, PathBuf> = b.outputs.iter().cloned().collect();
     let tree = b.build_top.join("redist-tree");
-    let ignore_missing = if b.ignore_missing.is_empty() {
-        None
-    } else {
-        let mut g = globset::GlobSetBuilder::new();
-        for p in &b.ignore_missing {
-            g.add(globset::Glob::new(p).map_err(|e| Error::Nix {
-                message: format!("ignoreMissing `{p}`: {e}"),
-            })?);
-        }
-        Some(g.build().map_err(|e| Error::Nix {
-            message: e.to_string(),
-        })?)
-    };
+    let ignore_missing = crate::layout::glob_set(&b.ignore_missing, "ignoreMissing")?;
     let threads = if b.cores == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
