@@ -96,6 +96,13 @@ impl Codec {
         }
     }
 
+    /// Writes `e_phoff` and `e_shoff` into the ELF header `b`.
+    pub fn put_ehdr_offsets(self, b: &mut [u8], e_phoff: u64, e_shoff: u64) {
+        let (phoff, shoff) = if self.is64 { (32, 40) } else { (28, 32) };
+        self.put_uword(b, phoff, e_phoff);
+        self.put_uword(b, shoff, e_shoff);
+    }
+
     /// The largest offset or address the class can express.
     pub fn max_addr(self) -> u64 {
         if self.is64 {

@@ -24,8 +24,12 @@
 //! otherwise it goes into a copy of `.dynstr`; a `.dynamic` that must grow
 //! uses its spare `DT_NULL` slots or moves; moved bytes go into one tail
 //! `PT_LOAD` at the end of the file, which later edits rebuild instead of
-//! appending another; the program header table grows in place (never
-//! moves), by moving the small tables right after it into the tail.
+//! appending another; the program header table grows in place, by moving
+//! the small tables right after it into the tail. Only when what follows it
+//! cannot move, and only for a shared library (the kernel wants an
+//! executable's table in its first segment), the whole file is shifted up
+//! by whole pages — addresses unchanged — to make room for a larger table
+//! at its start; that is the one case where a file is rewritten.
 //! ELF32 and ELF64, little and big endian, `ET_EXEC` and `ET_DYN` share one
 //! code path. A no-op edit leaves the file untouched, byte for byte.
 //!
@@ -261,6 +265,7 @@ pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
         return Ok(outcome);
     }
     let out = OpenOptions::new()
+        .read(plan.shift > 0)
         .write(true)
         .open(path)
         .map_err(|e| at(e.into()))?;

@@ -13,7 +13,11 @@
 //! 4. if anything must move, one tail at the end of the file: our own tail
 //!    segment rebuilt, the last segment extended, or a new `PT_LOAD` (for
 //!    which the program header table grows in place, moving the small
-//!    tables right after it into the tail);
+//!    tables right after it into the tail). When what follows the table
+//!    cannot move, a shared library (never an executable) is shifted up by
+//!    whole pages instead, addresses unchanged, and the freed start of the
+//!    file holds the ELF header and a larger table, mapped by a `PT_LOAD` of
+//!    its own;
 //! 5. every referrer of every moved thing is rewritten, and the result is
 //!    diffed against the file so that only changed bytes are written.
 
@@ -24,16 +28,20 @@ use std::path::Path;
 use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB};
 use goblin::elf::header::{
     EM_AARCH64, EM_LOONGARCH, EM_MIPS, EM_MIPS_RS3_LE, EM_PPC64, EM_SPARC, EM_SPARC32PLUS,
-    EM_SPARCV9,
+    EM_SPARCV9, ET_DYN,
 };
 use goblin::elf::program_header::{PF_R, PF_W, PT_LOAD, PT_NULL, PT_PHDR};
-use goblin::elf::section_header::SHF_ALLOC;
+use goblin::elf::section_header::{SHF_ALLOC, SHT_NULL};
 use goblin::elf::{ProgramHeader, SectionHeader};
 
 use crate::error::{Malformed, Result, Unsupported};
 use crate::segments::{self, Layout, Referrer, DT_MIPS_RLD_MAP_REL, MOVABLE_TAGS};
 use crate::strtab::{self, Want};
 use crate::view::{Tables, View, STRING_TAGS};
+
+/// The most address space left free before a new segment for the sake of
+/// `eu-elflint` (see where the new segment's address is chosen).
+const MAX_SYMBOL_GAP: u64 = 16 << 20;
 
 /// What to do with the library search path (`DT_RUNPATH` / `DT_RPATH`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,12 +136,19 @@ pub struct Write {
 
 /// The outcome of planning: writes inside the current file, new bytes at its
 /// end, and the new length. An empty plan means the file stays as it is.
+///
+/// When `shift` is not zero (the last resort for a shared library whose
+/// program header table cannot grow in place), the whole current contents
+/// first move up by `shift` bytes; `writes` and `tail` are then positions
+/// in the shifted file, and the writes cover all of `0..shift`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Writes inside the current file (only bytes that change), sorted.
     pub writes: Vec<Write>,
-    /// New bytes starting at the current end of the file.
+    /// New bytes starting at the current end of the (shifted) contents.
     pub tail: Option<Write>,
+    /// How far the current contents move up before the writes (usually 0).
+    pub shift: u64,
     /// The file's length before.
     pub old_len: u64,
     /// The file's length after.
@@ -143,16 +158,22 @@ pub struct Plan {
 impl Plan {
     /// Whether applying the plan changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.tail.is_none() && self.new_len == self.old_len
+        self.writes.is_empty()
+            && self.tail.is_none()
+            && self.shift == 0
+            && self.new_len == self.old_len
     }
 
-    /// Total number of bytes written, tail included.
+    /// Total number of bytes written, tail and shifted contents included.
     pub fn bytes_written(&self) -> u64 {
-        self.writes
-            .iter()
-            .chain(&self.tail)
-            .map(|w| w.bytes.len() as u64)
-            .sum()
+        let moved = if self.shift > 0 { self.old_len } else { 0 };
+        moved
+            + self
+                .writes
+                .iter()
+                .chain(&self.tail)
+                .map(|w| w.bytes.len() as u64)
+                .sum::<u64>()
     }
 }
 
@@ -201,6 +222,11 @@ enum Target {
     Extend(usize),
     /// A new `PT_LOAD`, in place of a `PT_NULL` entry or in a grown table.
     New { replace_null: Option<usize> },
+    /// A shared library whose program header table cannot grow in place:
+    /// the whole file moves up by `by` bytes (whole pages, addresses
+    /// unchanged), the freed space at the start holds the ELF header and a
+    /// larger table, mapped by a new `PT_LOAD`, and the tail gets another.
+    Shift { by: u64 },
 }
 
 /// Plans `edits` for the file `view` describes.
@@ -334,11 +360,26 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 };
                 base = view.file_len;
             } else {
-                moved_groups =
-                    segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed)
-                        .map_err(Unsupported::NoRoomForProgramHeader)?;
-                chosen = Target::New { replace_null: None };
-                base = view.file_len;
+                match segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed)
+                {
+                    Ok(groups) => {
+                        moved_groups = groups;
+                        chosen = Target::New { replace_null: None };
+                        base = view.file_len;
+                    }
+                    Err(why) => {
+                        let by = shift_size(view, page).ok_or_else(|| {
+                            Unsupported::NoRoomForProgramHeader(format!(
+                                "{why}; only a shared library's file may be shifted \
+                                 to make room (the kernel wants an executable's \
+                                 table in its first segment)"
+                            ))
+                        })?;
+                        moved_groups = Vec::new();
+                        chosen = Target::Shift { by };
+                        base = view.file_len + by;
+                    }
+                }
             }
             if !move_dynamic && carries_dynamic(&moved_groups) {
                 move_dynamic = true;
@@ -367,12 +408,19 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
 
     let mut entries_final: Vec<(u64, u64)> = entries.iter().map(|e| (e.tag, e.val)).collect();
     let mut dynamic_moved = false;
+    // How far the old contents move up in the file (`Target::Shift`).
+    let mut shift = 0;
+    // The `PT_LOAD` that maps the ELF header and the new table after a shift.
+    let mut header_segment: Option<ProgramHeader> = None;
     if let Some(target) = target {
+        if let Target::Shift { by } = target {
+            shift = by;
+            shift_offsets(&mut phdrs, &mut shdrs, by, page);
+        }
         // A new segment starts above every other one, on a boundary of the
         // page size and of the largest alignment the file was linked for,
         // so no two segments share a page whatever the runtime page size.
-        let seg_align = view
-            .phdrs
+        let seg_align = phdrs
             .iter()
             .filter(|p| p.p_type == PT_LOAD && p.p_align.is_power_of_two())
             .map(|p| p.p_align)
@@ -380,7 +428,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         let base_vaddr = match target {
             Target::Reuse(t) => view.phdrs[t].p_vaddr,
             Target::Extend(l) => view.phdrs[l].p_vaddr + (base - view.phdrs[l].p_offset),
-            Target::New { .. } => {
+            Target::New { .. } | Target::Shift { .. } => {
                 let top = view
                     .phdrs
                     .iter()
@@ -388,12 +436,40 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                     .map(|p| p.p_vaddr.saturating_add(p.p_memsz))
                     .max()
                     .unwrap_or(0);
-                top.checked_next_multiple_of(seg_align)
-                    .and_then(|v| v.checked_add(base % seg_align))
-                    .ok_or(Unsupported::TooLarge {
-                        what: "virtual address",
-                        value: top,
-                    })?
+                // `eu-elflint` takes a relocation to cover `st_size` bytes of
+                // its symbol from `r_offset` on (a function's, for a PLT
+                // slot) and reports a read-only segment starting inside that
+                // span as a text relocation. Starting past the largest
+                // symbol keeps our read-only tail out of every such span, at
+                // the cost of unused address space only.
+                let gap = view.largest_symbol_size(&tables)?.min(MAX_SYMBOL_GAP);
+                let too_large = Unsupported::TooLarge {
+                    what: "virtual address",
+                    value: top,
+                };
+                let mut start = top
+                    .checked_add(gap)
+                    .and_then(|t| t.checked_next_multiple_of(seg_align))
+                    .ok_or(too_large.clone())?;
+                if let Target::Shift { by } = target {
+                    // The header segment maps file offset 0 here, the tail
+                    // segment follows it.
+                    header_segment = Some(ProgramHeader {
+                        p_type: PT_LOAD,
+                        p_flags: PF_R,
+                        p_offset: 0,
+                        p_vaddr: start,
+                        p_paddr: start,
+                        p_filesz: by,
+                        p_memsz: by,
+                        p_align: seg_align,
+                    });
+                    start = start
+                        .checked_add(by)
+                        .and_then(|t| t.checked_next_multiple_of(seg_align))
+                        .ok_or(too_large.clone())?;
+                }
+                start.checked_add(base % seg_align).ok_or(too_large)?
             }
         };
         let too_large = |what, value| Unsupported::TooLarge { what, value };
@@ -558,6 +634,41 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                     .map_or(phdrs.len(), |i| i + 1);
                 phdrs.insert(after_last_load, load);
             }
+            Target::Shift { .. } => {
+                let header = header_segment.ok_or(Unsupported::NoRoomForProgramHeader(
+                    "no address for the header segment".into(),
+                ))?;
+                let load = ProgramHeader {
+                    p_type: PT_LOAD,
+                    p_flags: flags,
+                    p_offset: base,
+                    p_vaddr: base_vaddr,
+                    p_paddr: base_vaddr,
+                    p_filesz: seg_size(base),
+                    p_memsz: seg_size(base),
+                    p_align: seg_align,
+                };
+                let after_last_load = phdrs
+                    .iter()
+                    .rposition(|p| p.p_type == PT_LOAD)
+                    .map_or(phdrs.len(), |i| i + 1);
+                let header_vaddr = header.p_vaddr;
+                phdrs.splice(after_last_load..after_last_load, [header, load]);
+                phnum = u16::try_from(phdrs.len())
+                    .ok()
+                    .filter(|&n| n < 0xffff)
+                    .ok_or(Unsupported::NoRoomForProgramHeader(
+                        "too many program headers".into(),
+                    ))?;
+                let table = u64::from(phnum) * view.codec.phdr_size();
+                for p in phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
+                    p.p_offset = view.codec.ehdr_size();
+                    p.p_vaddr = header_vaddr + view.codec.ehdr_size();
+                    p.p_paddr = p.p_vaddr;
+                    p.p_filesz = table;
+                    p.p_memsz = table;
+                }
+            }
         }
         new_len = tail_end;
         dynamic_moved = tail_items.iter().any(|i| i.kind == ItemKind::Dynamic);
@@ -638,6 +749,22 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         }
     }
 
+    // After a shift, everything written where it was is written `shift`
+    // bytes further; the ELF header is written anew at the start.
+    let mut e_phoff = view.header.e_phoff;
+    let mut e_shoff = view.header.e_shoff;
+    if shift > 0 {
+        for w in &mut content {
+            w.0 += shift;
+        }
+        e_phoff = view.codec.ehdr_size();
+        if e_shoff != 0 {
+            e_shoff += shift;
+        }
+        let mut ehdr = view.read(0, view.codec.ehdr_size(), "ELF header")?;
+        view.codec.put_ehdr_offsets(&mut ehdr, e_phoff, e_shoff);
+        structural.push((0, ehdr));
+    }
     if phnum != view.header.e_phnum {
         let mut b = [0u8; 2];
         view.codec.put_u16(&mut b, 0, phnum);
@@ -648,18 +775,21 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         for p in &phdrs {
             table.extend(view.codec.phdr_bytes(p));
         }
-        structural.push((view.header.e_phoff, table));
+        structural.push((e_phoff, table));
     }
     for (i, s) in shdrs.iter().enumerate() {
         if *s != view.shdrs[i] {
-            let at = view.header.e_shoff + i as u64 * view.codec.shdr_size();
+            let at = e_shoff + i as u64 * view.codec.shdr_size();
             structural.push((at, view.codec.shdr_bytes(s)));
         }
     }
     if let Some(d) = &view.dynamic {
         if !dynamic_moved {
             let slots = (d.entries.len().max(entries_final.len()) + 1).min(d.slots as usize);
-            structural.push((d.offset, view.codec.dyn_bytes(&entries_final, slots)));
+            structural.push((
+                d.offset + shift,
+                view.codec.dyn_bytes(&entries_final, slots),
+            ));
         }
     }
     if target.is_some() {
@@ -668,7 +798,45 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
 
     let mut writes = content;
     writes.extend(structural);
-    finish(view, writes, new_len)
+    finish(view, writes, new_len, shift)
+}
+
+/// How far a shared library's contents must move up to make room for the
+/// ELF header and a table with two more entries at its start (whole pages),
+/// or `None` when the file may not be shifted: executables (anything with
+/// `PT_INTERP`) need their table inside the first segment, where kernels
+/// before Linux 5.18 look for it; shared libraries are mapped by the
+/// dynamic loader, which finds the table through the `PT_LOAD` holding it.
+fn shift_size(view: &View<'_>, page: u64) -> Option<u64> {
+    if view.file_type() != ET_DYN || view.interp.is_some() {
+        return None;
+    }
+    let entries = u64::from(view.header.e_phnum) + 2;
+    let need = view.codec.ehdr_size() + entries * view.codec.phdr_size();
+    need.checked_next_multiple_of(page)
+}
+
+/// Moves every file offset up by `by` (a multiple of `page`); addresses stay.
+/// A `PT_LOAD` aligned more coarsely than `by` is realigned to `page`, which
+/// keeps `p_offset ≡ p_vaddr` modulo its `p_align`.
+fn shift_offsets(phdrs: &mut [ProgramHeader], shdrs: &mut [SectionHeader], by: u64, page: u64) {
+    for p in phdrs.iter_mut() {
+        // PT_GNU_STACK and the like name no bytes at all.
+        if p.p_type != PT_LOAD && p.p_offset == 0 && p.p_filesz == 0 {
+            continue;
+        }
+        // Offsets of segments nothing maps were never checked: garbage
+        // stays garbage, without overflowing.
+        p.p_offset = p.p_offset.wrapping_add(by);
+        if p.p_type == PT_LOAD && p.p_align > page && by % p.p_align != 0 {
+            p.p_align = page;
+        }
+    }
+    for s in shdrs.iter_mut().skip(1) {
+        if s.sh_type != SHT_NULL {
+            s.sh_offset = s.sh_offset.wrapping_add(by);
+        }
+    }
 }
 
 /// Content writes and a new `.dynstr` (when strings had to be appended).
@@ -1055,23 +1223,34 @@ fn overlay(buf: &mut [u8], at: u64, writes: &[(u64, Vec<u8>)]) {
 }
 
 /// Turns overlapping writes (later wins) into a minimal plan: only bytes that
-/// differ from the file, plus the new tail.
-fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64) -> Result<Plan> {
+/// differ from the file (moved up by `shift`), plus the new tail, plus all
+/// of the `shift` bytes freed at the start.
+fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64, shift: u64) -> Result<Plan> {
     let old_len = view.file_len;
-    let inside_end = old_len.min(new_len);
+    let old_end = old_len + shift;
+    let inside_end = old_end.min(new_len);
 
-    let tail = (new_len > old_len).then(|| {
-        let mut buf = vec![0; (new_len - old_len) as usize];
-        overlay(&mut buf, old_len, &writes);
+    let tail = (new_len > old_end).then(|| {
+        let mut buf = vec![0; (new_len - old_end) as usize];
+        overlay(&mut buf, old_end, &writes);
         Write {
-            offset: old_len,
+            offset: old_end,
             bytes: buf,
         }
     });
 
+    let mut out = Vec::new();
+    if shift > 0 {
+        let mut head = vec![0; shift as usize];
+        overlay(&mut head, 0, &writes);
+        out.push(Write {
+            offset: 0,
+            bytes: head,
+        });
+    }
     let mut spans: Vec<(u64, u64)> = writes
         .iter()
-        .map(|(o, b)| (*o, (o + b.len() as u64).min(inside_end)))
+        .map(|(o, b)| ((*o).max(shift), (o + b.len() as u64).min(inside_end)))
         .filter(|(s, e)| s < e)
         .collect();
     spans.sort_unstable();
@@ -1082,9 +1261,8 @@ fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64) -> Result<
             _ => merged.push((s, e)),
         }
     }
-    let mut out = Vec::new();
     for (s, e) in merged {
-        let old = view.read(s, e - s, "patched range")?;
+        let old = view.read(s - shift, e - s, "patched range")?;
         let mut new = old.clone();
         overlay(&mut new, s, &writes);
         diff_runs(&old, &new, s, &mut out);
@@ -1092,6 +1270,7 @@ fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64) -> Result<
     Ok(Plan {
         writes: out,
         tail,
+        shift,
         old_len,
         new_len,
     })

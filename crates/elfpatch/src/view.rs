@@ -979,6 +979,36 @@ impl View<'_> {
     }
 }
 
+impl View<'_> {
+    /// The largest `st_size` of the dynamic symbols (0 when the table's
+    /// extent is unknown), read in chunks.
+    pub(crate) fn largest_symbol_size(&self, tables: &Tables) -> Result<u64> {
+        const CHUNK: u64 = 4096;
+        let (Some(s), Some(n)) = (&tables.symtab, tables.nsyms) else {
+            return Ok(0);
+        };
+        let Some(size) = s.size else { return Ok(0) };
+        let syment = size.checked_div(n).unwrap_or(0);
+        let size_at = if self.codec.is64 { 16 } else { 8 };
+        if syment < size_at + self.codec.word() {
+            return Ok(0);
+        }
+        let mut largest = 0;
+        let mut first = 0;
+        while first < n {
+            let count = CHUNK.min(n - first);
+            let at = s.offset + first * syment;
+            let bytes = self.read(at, count * syment, "dynamic symbol table")?;
+            let r = self.reader(&bytes, at, "dynamic symbol table");
+            for i in 0..count {
+                largest = largest.max(r.uword(i * syment + size_at)?);
+            }
+            first += count;
+        }
+        Ok(largest)
+    }
+}
+
 /// A symbol defined in a section that moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MovedSymbol {

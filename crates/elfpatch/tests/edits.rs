@@ -1002,3 +1002,129 @@ fn files_patched_by_patchelf_before_are_patched_again() {
     // dlopen finds the extra libraries through the new RUNPATH.
     assert_lib_healthy(&d, &orig_lib, &lib, 4096);
 }
+
+#[test]
+fn new_segment_leaves_room_for_the_largest_symbol_so_elflint_sees_no_text_relocation() {
+    // eu-elflint takes a PLT relocation to cover its function's whole size:
+    // a read-only segment right after `.got.plt` would be "modified".
+    let d = Dir::new();
+    let mut src = String::from("int big(volatile int x) {\n");
+    for i in 0..3000 {
+        src.push_str(&format!("  x = x * 3 + {i};\n"));
+    }
+    src.push_str("  return x;\n}\nint call_big(int x) { return big(x) + 1; }\n");
+    let c = d.path("big.c");
+    fs::write(&c, src).unwrap();
+    let lib = d.cc(
+        "lib/libbig.so",
+        &["-O0", "-shared", "-fPIC", c.to_str().unwrap()],
+    );
+    let orig = d.copy(&lib, "orig/libbig.so");
+    patch_file(&lib, &set_runpath(&format!("/opt/{}", "x".repeat(100)))).unwrap();
+    assert_lib_healthy(&d, &orig, &lib, 4096);
+}
+
+/// The first section after the program header table, by file offset.
+fn first_section_offset(file: &Path) -> u64 {
+    let bytes = fs::read(file).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    elf.section_headers
+        .iter()
+        .skip(1)
+        .map(|s| s.sh_offset)
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn library_whose_program_headers_cannot_grow_is_shifted_by_whole_pages_and_still_loads() {
+    let d = Dir::new();
+    let lib = d.early_rodata_lib("lib/libgreet.so", &[]);
+    let orig = d.copy(&lib, "orig/libgreet.so");
+    let before = fs::read(&lib).unwrap();
+    let old_first = first_section_offset(&lib);
+    let old_loads = loads(&lib);
+    let runpath = long_runpath(&d.path("lib"));
+    let edits = Edits {
+        runpath: RunpathEdit::Set(runpath.clone()),
+        soname: Some("libgreet-renamed-with-a-longer-soname.so.1".into()),
+        add_needed: vec!["libm.so.6".into()],
+        ..Default::default()
+    };
+    let in_memory = elfpatch::patch_bytes(&before, &edits).unwrap();
+    let out = patch_file(&lib, &edits).unwrap();
+    assert!(out.changed);
+    assert_eq!(fs::read(&lib).unwrap(), in_memory, "patch_bytes agrees");
+
+    // Everything moved up one page; addresses did not change.
+    assert_eq!(first_section_offset(&lib), old_first + 4096);
+    let new_loads = loads(&lib);
+    assert_eq!(
+        new_loads.len(),
+        old_loads.len() + 2,
+        "header and tail segments"
+    );
+    for (old, new) in old_loads.iter().zip(&new_loads) {
+        assert_eq!((new.0, new.1, new.2), (old.0 + 4096, old.1, old.2));
+    }
+    let header = new_loads.iter().find(|l| l.0 == 0).unwrap();
+    assert!(
+        header.1 > old_loads.last().unwrap().1,
+        "mapped above the rest"
+    );
+    let info = read(&lib).unwrap();
+    assert_eq!(info.runpath.as_deref(), Some(runpath.as_str()));
+    assert_eq!(info.soname, edits.soname);
+    assert_eq!(info.needed[0], "libm.so.6");
+    assert_eq!(patchelf_print("rpath", &lib), runpath);
+    assert_eq!(readelf_soname(&lib), edits.soname);
+    assert_lib_healthy(&d, &orig, &lib, 4096);
+
+    // The linker accepts it, and a program linked against it runs.
+    let exe = d.main_exe("bin/main", &[]);
+    assert_eq!(
+        readelf_needed(&exe)[0],
+        "libgreet-renamed-with-a-longer-soname.so.1"
+    );
+    symlink(
+        "libgreet.so",
+        d.path("lib/libgreet-renamed-with-a-longer-soname.so.1"),
+    )
+    .unwrap();
+    assert_eq!(run(&exe, Some(&d.path("lib"))), "hello from libgreet\n");
+
+    // Later edits rebuild the tail; the file moves no more.
+    let len = fs::metadata(&lib).unwrap().len();
+    let more = Edits {
+        runpath: RunpathEdit::Set(format!("{runpath}:/opt/{}", "z".repeat(300))),
+        add_needed: vec!["libdl.so.2".into()],
+        ..Default::default()
+    };
+    let out = patch_file(&lib, &more).unwrap();
+    assert!(out.bytes_written < len / 2, "{out:?}");
+    assert_eq!(loads(&lib).len(), new_loads.len());
+    assert_eq!(first_section_offset(&lib), old_first + 4096);
+    assert_lib_healthy(&d, &orig, &lib, 4096);
+}
+
+#[test]
+fn executable_whose_program_headers_cannot_grow_is_refused_and_left_untouched() {
+    // The kernel (before Linux 5.18) wants an executable's program headers
+    // in its first segment: no shifting for executables.
+    let d = Dir::new();
+    d.greet_lib("lib/libgreet.so", &[]);
+    let script = format!("-Wl,-T,{}", testdata("early_rodata_exe.ld").display());
+    let src = testdata("early_rodata.c");
+    let exe = d.main_exe("bin/main", &[src.to_str().unwrap(), script.as_str()]);
+    assert_eq!(run(&exe, Some(&d.path("lib"))), "hello from libgreet\n");
+    let before = snapshot(&exe);
+    let err = patch_file(&exe, &set_runpath(&long_runpath(&d.path("lib")))).unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            elfpatch::ErrorKind::Unsupported(elfpatch::Unsupported::NoRoomForProgramHeader(_))
+        ),
+        "{err}"
+    );
+    assert_eq!(snapshot(&exe), before);
+}

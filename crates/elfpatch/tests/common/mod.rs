@@ -107,6 +107,23 @@ impl Dir {
         self.cc(rel, &args)
     }
 
+    /// `lib/libgreet.so` from early_rodata.c: read-only data right after
+    /// the program header table, so the table cannot grow in place.
+    pub fn early_rodata_lib(&self, rel: &str, flags: &[&str]) -> PathBuf {
+        let src = testdata("early_rodata.c");
+        let script = format!("-Wl,-T,{}", testdata("early_rodata.ld").display());
+        let mut args = vec![
+            "-shared",
+            "-fPIC",
+            src.to_str().unwrap(),
+            script.as_str(),
+            "-Wl,--build-id=none",
+            "-Wl,-soname,libgreet.so",
+        ];
+        args.extend_from_slice(flags);
+        self.cc(rel, &args)
+    }
+
     /// A library with `n` exported functions (a large `.dynstr`).
     pub fn many_symbols_lib(&self, rel: &str, n: usize, flags: &[&str]) -> PathBuf {
         let mut src = String::new();
@@ -350,62 +367,85 @@ pub fn loads(file: &Path) -> Vec<(u64, u64, u64, u64, u32, u64)> {
 /// and inside a PT_LOAD, PT_DYNAMIC inside a writable PT_LOAD.
 pub fn assert_layout_invariants(file: &Path, page: u64) {
     let bytes = fs::read(file).unwrap();
-    let elf = goblin::elf::Elf::parse(&bytes).expect("goblin parses the file");
+    if let Err(problem) = layout_invariants(&bytes, page) {
+        panic!("{}: {problem}", file.display());
+    }
+}
+
+/// The invariants of [`assert_layout_invariants`], on an image in memory:
+/// the first one broken, if any.
+pub fn layout_invariants(bytes: &[u8], page: u64) -> Result<(), String> {
     use goblin::elf::program_header::*;
+    let elf = goblin::elf::Elf::parse(bytes).map_err(|e| format!("goblin: {e}"))?;
     let ph = &elf.program_headers;
     let loads: Vec<_> = ph.iter().filter(|p| p.p_type == PT_LOAD).collect();
     for w in loads.windows(2) {
-        assert!(w[0].p_vaddr < w[1].p_vaddr, "PT_LOADs not sorted: {:?}", w);
+        if w[0].p_vaddr >= w[1].p_vaddr {
+            return Err(format!("PT_LOADs not sorted: {w:?}"));
+        }
         let end = (w[0].p_vaddr + w[0].p_memsz).div_ceil(page) * page;
         let start = w[1].p_vaddr / page * page;
-        assert!(
-            end <= start,
-            "PT_LOADs overlap after page rounding: {:?}",
-            w
-        );
+        if end > start {
+            return Err(format!("PT_LOADs overlap after page rounding: {w:?}"));
+        }
     }
     for l in &loads {
-        assert_eq!(
-            l.p_offset % page,
-            l.p_vaddr % page,
-            "offset/vaddr not congruent: {l:?}"
-        );
-        if l.p_align > 1 {
-            assert_eq!(
-                l.p_offset % l.p_align,
-                l.p_vaddr % l.p_align,
-                "not congruent mod p_align: {l:?}"
-            );
+        if l.p_offset % page != l.p_vaddr % page {
+            return Err(format!("offset/vaddr not congruent: {l:?}"));
         }
-        assert!(
-            l.p_offset + l.p_filesz <= bytes.len() as u64,
-            "PT_LOAD past end of file"
-        );
+        if l.p_align > 1 && l.p_offset % l.p_align != l.p_vaddr % l.p_align {
+            return Err(format!("not congruent mod p_align: {l:?}"));
+        }
+        if l.p_offset + l.p_filesz > bytes.len() as u64 {
+            return Err(format!("PT_LOAD past end of file: {l:?}"));
+        }
     }
     if let Some(i) = ph.iter().position(|p| p.p_type == PT_PHDR) {
-        assert_eq!(i, 0, "PT_PHDR is not first");
+        if i != 0 {
+            return Err(format!("PT_PHDR is entry {i}, not the first"));
+        }
         let p = &ph[0];
-        assert_eq!(p.p_offset, elf.header.e_phoff);
-        assert_eq!(
-            p.p_filesz,
-            u64::from(elf.header.e_phnum) * u64::from(elf.header.e_phentsize)
-        );
-        assert!(
-            loads
-                .iter()
-                .any(|l| l.p_offset <= p.p_offset
-                    && p.p_offset + p.p_filesz <= l.p_offset + l.p_filesz),
-            "PT_PHDR not covered by a PT_LOAD"
-        );
+        let size = u64::from(elf.header.e_phnum) * u64::from(elf.header.e_phentsize);
+        if p.p_offset != elf.header.e_phoff || p.p_filesz != size {
+            return Err(format!(
+                "PT_PHDR {p:?} does not describe the table ({:#x}, {size:#x} bytes)",
+                elf.header.e_phoff
+            ));
+        }
+        let covered = loads.iter().any(|l| {
+            l.p_offset <= p.p_offset
+                && p.p_offset + p.p_filesz <= l.p_offset + l.p_filesz
+                && p.p_vaddr.wrapping_sub(l.p_vaddr) == p.p_offset - l.p_offset
+        });
+        if !covered {
+            return Err(format!("PT_PHDR not covered by a PT_LOAD: {p:?}"));
+        }
+    }
+    // What the loader reads through an address is what the file holds at
+    // the segment's offset.
+    for p in ph.iter().filter(|p| p.p_type != PT_LOAD && p.p_filesz > 0) {
+        let home = loads
+            .iter()
+            .find(|l| l.p_vaddr <= p.p_vaddr && p.p_vaddr + p.p_filesz <= l.p_vaddr + l.p_filesz);
+        if let Some(l) = home {
+            if p.p_offset.wrapping_sub(l.p_offset) != p.p_vaddr - l.p_vaddr {
+                return Err(format!(
+                    "segment {p:?} has an offset that disagrees with its PT_LOAD {l:?}"
+                ));
+            }
+        }
     }
     if let Some(d) = ph.iter().find(|p| p.p_type == PT_DYNAMIC) {
-        assert!(
-            loads.iter().any(|l| l.p_flags & PF_W != 0
+        let inside = loads.iter().any(|l| {
+            l.p_flags & PF_W != 0
                 && l.p_vaddr <= d.p_vaddr
-                && d.p_vaddr + d.p_memsz <= l.p_vaddr + l.p_memsz),
-            "PT_DYNAMIC not inside a writable PT_LOAD"
-        );
+                && d.p_vaddr + d.p_memsz <= l.p_vaddr + l.p_memsz
+        });
+        if !inside {
+            return Err(format!("PT_DYNAMIC not inside a writable PT_LOAD: {d:?}"));
+        }
     }
+    Ok(())
 }
 
 /// Whether PT_INTERP comes before every PT_LOAD, as the ELF specification
