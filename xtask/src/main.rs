@@ -30,7 +30,8 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
-                 bench [ARGS…]      unpack throughput vs xz -dc and tar -xJf (see `cargo xtask bench --help`)\n  \
+                 bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
+                 bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
                  e2e                unpack real NVIDIA archives built by ../shared/tools/nvidia-wheel-mirror\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
                  e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)"
@@ -61,6 +62,11 @@ pub fn root() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo that runs xtask (`$CARGO`), or `cargo`.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
 /// Run a command, failing with its name on a non-zero exit.
 pub fn sh(cmd: &mut Command) -> Result {
     let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
@@ -73,7 +79,7 @@ pub fn sh(cmd: &mut Command) -> Result {
 
 /// `cargo build --release` of the given packages; returns target/release.
 pub fn build_release(packages: &[&str]) -> Result<PathBuf> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = Command::new(cargo());
     cmd.current_dir(root())
         .args(["build", "--release", "--quiet"]);
     for p in packages {
@@ -84,6 +90,13 @@ pub fn build_release(packages: &[&str]) -> Result<PathBuf> {
 }
 
 fn bench(args: &[String]) -> Result {
+    if args.first().map(String::as_str) == Some("scaling") {
+        // The divan benchmark of elfpatch: edit cost against file size.
+        return sh(Command::new(cargo())
+            .current_dir(root())
+            .args(["bench", "-p", "elfpatch", "--bench", "scaling", "--"])
+            .args(&args[1..]));
+    }
     let release = build_release(&["redist-cli", "redist-benches"])?;
     sh(Command::new(release.join("redist-bench"))
         .args(args)
@@ -120,7 +133,7 @@ fn nvidia_mirror() -> Result<PathBuf> {
 
 fn e2e(_args: &[String]) -> Result {
     let mirror = nvidia_mirror()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = cargo();
     sh(Command::new(cargo)
         .current_dir(root())
         .args([
@@ -142,7 +155,7 @@ fn e2e(_args: &[String]) -> Result {
 /// nothing else. Prints its path.
 fn dist() -> Result<PathBuf> {
     let target = "x86_64-unknown-linux-gnu";
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = cargo();
     sh(Command::new(cargo)
         .current_dir(root())
         .args([
@@ -177,7 +190,7 @@ fn e2e_nix(_args: &[String]) -> Result {
     }
     let redist = dist()?;
     let mirror = nvidia_mirror().ok();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = cargo();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
         .args([
