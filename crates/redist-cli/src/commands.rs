@@ -184,14 +184,12 @@ fn copy_verified(
     let mut total = 0u64;
     let mut file = match &out {
         Some(path) => {
-            let partial = path.with_extension("partial");
-            Some((
-                std::fs::File::create(&partial).map_err(|source| Error::Write {
-                    path: partial.clone(),
-                    source,
-                })?,
-                partial,
-            ))
+            let partial = redist::scratch::Scratch::new(path.with_extension("partial"));
+            let f = std::fs::File::create(partial.path()).map_err(|source| Error::Write {
+                path: partial.path().to_owned(),
+                source,
+            })?;
+            Some((f, partial))
         }
         None => None,
     };
@@ -206,7 +204,7 @@ fn copy_verified(
             progress.advance(total);
             if let Some((f, p)) = &mut file {
                 f.write_all(&buf[..n]).map_err(|source| Error::Write {
-                    path: p.clone(),
+                    path: p.path().to_owned(),
                     source,
                 })?;
             }
@@ -215,12 +213,12 @@ fn copy_verified(
     })();
     match (result, file, out) {
         (Ok(()), Some((_, partial)), Some(path)) => {
-            std::fs::rename(&partial, &path).map_err(|source| Error::Write { path, source })
+            std::fs::rename(partial.path(), &path)
+                .map_err(|source| Error::Write { path, source })?;
+            partial.keep();
+            Ok(())
         }
-        (Err(e), Some((_, partial)), _) => {
-            let _ = std::fs::remove_file(partial);
-            Err(e)
-        }
+        // A failure drops the partial file, which removes it.
         (r, _, _) => r,
     }
 }

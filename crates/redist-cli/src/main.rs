@@ -384,6 +384,12 @@ fn main() -> ExitCode {
         args[0] = "redist".into();
     }
     let cli = Cli::parse_from(args);
+    if matches!(
+        cli.command,
+        Command::Unpack(_) | Command::Fetch(_) | Command::Install(_) | Command::Features(_)
+    ) {
+        clean_up_on_signals();
+    }
     let result = match cli.command {
         Command::Unpack(args) => unpack(args),
         Command::List(args) => commands::list(args),
@@ -411,6 +417,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove every staging directory and partial
+/// file (destinations are only ever renamed into place, so they stay as they
+/// were), then die of the signal as if it had not been caught.
+fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let removed = redist::scratch::remove_all();
+            let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
+            eprintln!("\nredist: interrupted by {name}; removed {removed} unfinished path(s)");
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+            std::process::exit(128 + signal);
+        }
+    });
 }
 
 fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {

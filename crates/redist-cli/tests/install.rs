@@ -336,6 +336,54 @@ fn stalled_server_times_out() {
     assert!(!m.prefix().exists());
 }
 
+/// SIGTERM while a download stalls, over an existing prefix: the prefix is
+/// as it was, and neither the staging prefix nor the partial cache entry is
+/// left behind.
+#[test]
+fn terminated_install_leaves_prefix_and_cache_as_they_were() {
+    use std::os::unix::process::ExitStatusExt;
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let (before, cache_before) = (tree_of(&m.prefix()), m.cache_files());
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server.fault(&rel, Some(Fault::Stall));
+    let (url, cache, prefix) = (m.url(), m.cache(), m.prefix());
+    let child = redist()
+        .args([
+            "install",
+            "--manifest",
+            &url,
+            "--platform",
+            "linux-x86_64",
+            "--cache-dir",
+        ])
+        .arg(&cache)
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("cuda_nvcc")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let downloading = || m.cache_files().iter().any(|f| f.contains(".partial-"));
+    let o = interrupt_when(child, downloading, "TERM");
+    assert_eq!(o.status.signal(), Some(15), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted by SIGTERM"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tree_of(&m.prefix()), before, "prefix unchanged");
+    assert_eq!(m.cache_files(), cache_before, "no partial cache entry");
+    let beside: Vec<String> = std::fs::read_dir(m.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("redist-"))
+        .collect();
+    assert_eq!(beside, Vec::<String>::new(), "no staging prefix left");
+}
+
 #[test]
 fn truncated_or_corrupt_cache_entries_are_replaced() {
     let m = Mirror::demo();

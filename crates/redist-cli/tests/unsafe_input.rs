@@ -373,3 +373,50 @@ fn disk_full_is_an_error_and_leaves_nothing() {
         "staging directory removed"
     );
 }
+
+/// Ctrl-C in the middle of an unpack: the staging directory (already
+/// holding files) is removed, DIR never appears, and the process dies of
+/// SIGINT like any other command would.
+#[test]
+fn interrupted_unpack_leaves_nothing() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    let d = Dir::new();
+    let out = d.join("out");
+    let items = (0..64)
+        .map(|i| Item::file(&format!("include/h{i}.h"), vec![b'x'; 64 << 10]))
+        .collect();
+    let tar = redist_archive("x", "1.0", items).tar();
+    let mut child = redist()
+        .args(["unpack", "-", "--out"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Half the archive, and the pipe kept open: redist waits for the rest.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&tar[..tar.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let staging_has_files = || {
+        std::fs::read_dir(d.path()).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().contains("redist-staging")
+                && count_files(&e.path()) >= 8
+        })
+    };
+    let o = interrupt_when(child, staging_has_files, "INT");
+    drop(stdin);
+    assert_eq!(o.status.signal(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted by SIGINT"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "DIR must not appear");
+    assert_eq!(
+        d.leftovers(&[]),
+        Vec::<String>::new(),
+        "staging must be removed"
+    );
+}

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, Mode};
 use crate::manifest::{Manifest, ManifestError, Selected};
 use crate::report::{Progress, Report};
+use crate::scratch::Scratch;
 use crate::source::{Cache, Fetcher, Location, SourceError, Verified};
 use crate::{Input, UnpackOptions};
 
@@ -794,10 +795,11 @@ fn same_content(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The new prefix, built beside the old one; removed unless published.
+/// The new prefix, built beside the old one; removed unless published
+/// (also by [`crate::scratch::remove_all`] when the process is interrupted).
 struct Staging {
     path: PathBuf,
-    published: bool,
+    scratch: Scratch,
 }
 
 impl Staging {
@@ -810,36 +812,25 @@ impl Staging {
             .unwrap_or_default();
         let path = parent.join(format!(".{name}.redist-install-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
-        let staging = Staging {
-            path,
-            published: false,
-        };
+        let scratch = Scratch::new(path.clone());
         if prefix.is_dir() {
-            link_tree(prefix, &staging.path)?;
+            link_tree(prefix, &path)?;
         } else {
-            fs::create_dir(&staging.path).map_err(io_err(&staging.path))?;
+            fs::create_dir(&path).map_err(io_err(&path))?;
         }
-        Ok(staging)
+        Ok(Staging { path, scratch })
     }
 
     /// Swap the staging directory with the prefix in one step.
-    fn publish(mut self, prefix: &Path) -> Result<()> {
+    fn publish(self, prefix: &Path) -> Result<()> {
         if prefix.exists() {
             exchange(&self.path, prefix).map_err(io_err(prefix))?;
-            // self.path now holds the old prefix; Drop removes it.
+            // The scratch path now holds the old prefix; dropping removes it.
         } else {
             fs::rename(&self.path, prefix).map_err(io_err(prefix))?;
-            self.published = true;
+            self.scratch.keep();
         }
         Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = fs::remove_dir_all(&self.path);
-        }
     }
 }
 

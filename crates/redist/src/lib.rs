@@ -38,6 +38,7 @@ pub mod manifest;
 pub mod nix;
 pub mod placement;
 pub mod report;
+pub mod scratch;
 pub mod source;
 pub mod unpack;
 

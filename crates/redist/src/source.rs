@@ -19,6 +19,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::Archive;
+use crate::scratch::Scratch;
 
 /// Errors of fetching and verifying.
 #[derive(Debug, thiserror::Error)]
@@ -398,6 +399,7 @@ impl Cache {
             std::process::id(),
             unique()
         ));
+        let scratch = Scratch::new(partial.clone());
         let file = File::create(&partial).map_err(|source| SourceError::Cache {
             path: partial.clone(),
             source,
@@ -405,14 +407,13 @@ impl Cache {
         let tee = Tee {
             inner: reader,
             file,
-            path: partial.clone(),
+            path: partial,
         };
         Ok((
             tee,
             Pending {
-                partial,
+                partial: scratch,
                 entry: self.path(sha256),
-                committed: false,
             },
         ))
     }
@@ -424,31 +425,23 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A cache entry being written; removed unless committed.
+/// A cache entry being written; removed unless committed (also by
+/// [`crate::scratch::remove_all`] when the process is interrupted).
 #[derive(Debug)]
 pub struct Pending {
-    partial: PathBuf,
+    partial: Scratch,
     entry: PathBuf,
-    committed: bool,
 }
 
 impl Pending {
     /// The bytes were verified: make the partial file the cache entry.
-    pub fn commit(mut self) -> Result<PathBuf, SourceError> {
-        fs::rename(&self.partial, &self.entry).map_err(|source| SourceError::Cache {
+    pub fn commit(self) -> Result<PathBuf, SourceError> {
+        fs::rename(self.partial.path(), &self.entry).map_err(|source| SourceError::Cache {
             path: self.entry.clone(),
             source,
         })?;
-        self.committed = true;
-        Ok(self.entry.clone())
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.partial);
-        }
+        self.partial.keep();
+        Ok(self.entry)
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use tar::EntryType;
@@ -21,6 +21,7 @@ use tar::EntryType;
 use crate::decode::{is_decoder_failure, CHUNK};
 use crate::error::{Error, Result, UnsafeRule};
 use crate::layout::Layout;
+use crate::scratch::Scratch;
 
 /// What a written path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -756,10 +757,12 @@ pub fn resolve(dest: &str, written: &str, nodes: &HashMap<String, Node>) -> Opti
     None
 }
 
-/// A staging directory next to the final one, removed unless published.
+/// A staging directory next to the final one, removed unless published
+/// (also by [`crate::scratch::remove_all`] when the process is interrupted).
 pub struct Staging {
-    path: PathBuf,
-    published: bool,
+    dir: Scratch,
+    /// Where [`Writer`] moves what it wrote when it must keep the root.
+    _aside: Scratch,
 }
 
 impl Staging {
@@ -776,15 +779,18 @@ impl Staging {
         })?;
         for n in 0..1000 {
             let path = parent.join(format!(".{name}.redist-staging-{}-{n}", std::process::id()));
-            match fs::create_dir(&path) {
+            let dir = Scratch::new(path);
+            match fs::create_dir(dir.path()) {
                 Ok(()) => {
-                    return Ok(Staging {
-                        path,
-                        published: false,
-                    })
+                    let aside = Scratch::new(dir.path().with_extension("relocating"));
+                    return Ok(Staging { dir, _aside: aside });
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(Error::Write { path, source }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => dir.keep(),
+                Err(source) => {
+                    let path = dir.path().to_owned();
+                    dir.keep();
+                    return Err(Error::Write { path, source });
+                }
             }
         }
         Err(Error::Write {
@@ -795,27 +801,18 @@ impl Staging {
 
     /// The staging directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Rename the staging directory to `out` (which must be absent or an
     /// empty directory): the whole tree appears at once.
-    pub fn publish(mut self, out: &Path) -> Result<()> {
-        fs::rename(&self.path, out).map_err(|source| Error::Write {
+    pub fn publish(self, out: &Path) -> Result<()> {
+        fs::rename(self.dir.path(), out).map_err(|source| Error::Write {
             path: out.to_owned(),
             source,
         })?;
-        self.published = true;
+        self.dir.keep();
         Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = fs::remove_dir_all(&self.path);
-            let _ = fs::remove_dir_all(self.path.with_extension("relocating"));
-        }
     }
 }
 

@@ -121,3 +121,42 @@ pub fn assert_tree(got: &BTreeMap<String, Found>, want: &BTreeMap<String, Found>
     assert_eq!(show(got), show(want), "tree listing differs");
     assert_eq!(got, want, "file contents differ");
 }
+
+/// Files (not directories) under `dir`, recursively; 0 when absent.
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Wait (up to 30 s) until `ready()`, send `signal` (a `kill -s` name) to
+/// `child`, and collect its output.
+pub fn interrupt_when(
+    mut child: std::process::Child,
+    ready: impl Fn() -> bool,
+    signal: &str,
+) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redist exited ({status}) before it was interrupted");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redist never got to the point of interruption"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let killed = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    child.wait_with_output().expect("wait for redist")
+}
