@@ -16,10 +16,21 @@ mod table;
 ///
 /// redist replaces the monolithic `.run` installer with the component
 /// tarballs NVIDIA lists in its redistrib_<version>.json manifests. It streams
-/// each archive once, splits it into outputs (bin, lib, static, stubs,
-/// include, dev, doc, …) and fixes pkg-config paths on the way.
+/// each archive once, verifies it on the way, splits it into outputs (bin,
+/// lib, static, stubs, include, dev, doc, …), fixes pkg-config paths, and
+/// rewrites the interpreter and RUNPATH of every ELF file so the result runs
+/// where it lands.
+///
+/// Start here:
+///   M=https://developer.download.nvidia.com/compute/cuda/redist/redistrib_12.9.1.json
+///   redist list --manifest $M
+///   redist install --manifest $M cuda_nvcc cuda_cudart --prefix ~/cuda
+///   redist unpack cuda_cudart-linux-x86_64-12.9.79-archive.tar.xz --out cudart
+///
+/// `redist <command> --help` explains each command, with examples.
 #[derive(Parser)]
 #[command(
+    verbatim_doc_comment,
     name = "redist",
     version,
     propagate_version = true,
@@ -32,7 +43,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Unpack one archive into DIR, split into outputs.
+    /// Unpack one archive into DIR, split into outputs
     ///
     /// The format (xz, gzip, zstd or plain tar) is chosen by the archive's
     /// first bytes, not its name. The archive's single top directory
@@ -41,9 +52,14 @@ enum Command {
     /// split layout, `lib/libcudart.so.12` lands in DIR/lib/lib/ and
     /// `pkg-config/cudart-12.9.pc` in DIR/dev/share/pkgconfig/.
     ///
+    /// Every ELF file written is then linked (see "Linking" below): each
+    /// library it needs is looked up in the outputs and --dep directories,
+    /// and its RUNPATH (and, with --interpreter, its interpreter) rewritten.
+    ///
     /// The tree is built in a staging directory next to DIR and renamed into
     /// place at the end: on any error (corrupt or truncated archive, unsafe
-    /// entry, disk full) DIR gets nothing.
+    /// entry, disk full) or Ctrl-C, DIR gets nothing and the staging
+    /// directory is removed.
     ///
     /// Examples:
     ///   redist unpack cuda_cudart-linux-x86_64-12.9.79-archive.tar.xz --out cudart
@@ -52,56 +68,86 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Unpack(UnpackArgs),
 
-    /// List a manifest's components for a platform.
+    /// List a manifest's components for a platform
     ///
     /// Examples:
-    ///   redist list --manifest https://developer.download.nvidia.com/compute/cuda/redist/redistrib_12.9.1.json
+    ///   redist list --manifest \
+    ///     https://developer.download.nvidia.com/compute/cuda/redist/redistrib_12.9.1.json
     ///   redist list --manifest redistrib_9.13.0.json --platform linux-sbsa --json
     #[command(verbatim_doc_comment)]
     List(ListArgs),
 
-    /// Download and verify archives into the cache (or --out DIR), without unpacking.
+    /// Download and verify archives into the cache, without unpacking
+    ///
+    /// The sha256 and size of each archive are checked while it streams in;
+    /// a verified archive goes into the content-addressed cache (what a later
+    /// `install` uses, also with --offline) or, with --out DIR, into DIR under
+    /// its manifest file name.
+    ///
+    /// Examples:
+    ///   redist fetch --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart
+    ///   redist fetch --manifest redistrib_12.9.1.json libcublas --out ./archives
+    #[command(verbatim_doc_comment)]
     Fetch(FetchArgs),
 
-    /// Install components from a manifest into a prefix: download, verify,
-    /// unpack, merge — the `.run` installer's job, atomically.
+    /// Install components from a manifest into a prefix (the `.run` installer's job)
+    ///
+    /// Download, verify, unpack, split or merge, and link — atomically.
     ///
     /// Archives are verified (sha256 and size) while they stream into the
     /// unpacker, kept in a content-addressed cache, and installed several at
-    /// a time. A failure leaves the prefix as it was; installing what is
-    /// already installed does nothing; adding components to a prefix works.
+    /// a time. A failure (or Ctrl-C) leaves the prefix as it was; installing
+    /// what is already installed does nothing; adding components to a prefix
+    /// works.
     ///
     /// Examples:
-    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart --prefix /opt/cuda-12.9
-    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc --only 'bin/ptxas' --prefix ./ptxas
-    ///   redist install --manifest redistrib_9.13.0.json cudnn --variant cuda12 --prefix cudnn --layout split
+    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart \
+    ///     --prefix /opt/cuda-12.9
+    ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc --only 'bin/ptxas' \
+    ///     --prefix ./ptxas
+    ///   redist install --manifest redistrib_9.13.0.json cudnn --variant cuda12 \
+    ///     --prefix cudnn --layout split
     #[command(verbatim_doc_comment)]
     Install(InstallArgs),
 
-    /// Print, per component, the outputs its archive produces (JSON), read
-    /// from the archive's tar headers — what a Nix expression must declare.
-    Features(FeaturesArgs),
-
-    /// Print the built-in layout rules, the starting point for a --rules file.
-    Rules,
-
-    /// Be the builder of a Nix derivation (builder = a static redist,
-    /// args = [ "nix-builder" ]). Reads src, outputs, dynamicLinker, libDeps,
-    /// appendRunpaths, ignoreMissing, component and rules from the
-    /// derivation (environment or structured attrs); see docs/nix.md.
-    NixBuilder,
-
-    /// Print a Nix file with one derivation per component of a manifest,
-    /// built by `redist nix-builder` (outputs from `redist features`).
+    /// Print the outputs each component's archive produces, as JSON
+    ///
+    /// Read from the archive's tar headers (the archive is streamed, through
+    /// the cache): what a Nix expression must declare as `outputs`.
     ///
     /// Example:
-    ///   redist nix-expr --manifest redistrib_12.9.1.json --builder /nix/store/…-redist/bin/redist > cuda.nix
+    ///   redist features --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart
+    #[command(verbatim_doc_comment)]
+    Features(FeaturesArgs),
+
+    /// Print the built-in layout rules, the starting point for a --rules file
+    Rules,
+
+    /// Be the builder of a Nix derivation (see docs/nix.md)
+    ///
+    /// The derivation's builder is a static redist and its args are
+    /// [ "nix-builder" ]. Reads src, outputs, dynamicLinker, libDeps,
+    /// appendRunpaths, ignoreMissing, component and rules from the
+    /// derivation (environment or structured attrs).
+    NixBuilder,
+
+    /// Print a Nix file with one derivation per component of a manifest
+    ///
+    /// Each derivation fetches its archive (fixed-output, the manifest's
+    /// sha256) and is built by `redist nix-builder`; its outputs come from
+    /// `redist features`.
+    ///
+    /// Example:
+    ///   redist nix-expr --manifest redistrib_12.9.1.json \
+    ///     --builder /nix/store/…-redist/bin/redist > cuda.nix
     ///   nix-build cuda.nix -A cuda_nvcc --arg libDeps '[ "/nix/store/…-glibc" ]'
     #[command(verbatim_doc_comment)]
     NixExpr(NixExprArgs),
 
     /// Edit ELF interpreter, RUNPATH, DT_NEEDED and SONAME, like patchelf
-    /// (the binary behaves so when invoked as `patchelf`, too).
+    ///
+    /// Takes patchelf's flags; the binary behaves as `redist patchelf` when
+    /// invoked as `patchelf` (a symlink).
     Patchelf(patchelf::Args),
 }
 
@@ -410,7 +456,11 @@ fn main() -> ExitCode {
             let mut msg = format!("error: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                msg.push_str(&format!("\n  caused by: {s}"));
+                // Messages that already end with their cause say it once.
+                let cause = s.to_string();
+                if !msg.ends_with(&cause) {
+                    msg.push_str(&format!("\n  caused by: {cause}"));
+                }
                 source = s.source();
             }
             eprintln!("{msg}");

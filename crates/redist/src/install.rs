@@ -135,10 +135,14 @@ impl Source {
     /// is there, else from the mirror, written to the cache on the way
     /// (committed by [`Opened::commit`] once the pass succeeded).
     pub fn open_archive(&self, sel: &Selected, prefer_cache: bool) -> Result<Opened> {
-        let label = format!("{} {}", sel.component, sel.version);
+        // Messages about the bytes name where they come from; the caller
+        // adds the component ("failed to install cuda_nvcc 12.9.86").
+        let what = format!("{} {}", sel.component, sel.version);
+        let label = self.location(sel).to_string();
         if let Some(cache) = &self.cache {
             if prefer_cache {
                 if let Some(path) = cache.lookup(&sel.archive) {
+                    let label = format!("{} (cached)", path.display());
                     let file = fs::File::open(&path).map_err(|source| SourceError::File {
                         path: path.clone(),
                         source,
@@ -155,7 +159,7 @@ impl Source {
             }
             if self.offline {
                 return Err(SourceError::NotCached {
-                    what: label,
+                    what,
                     path: cache.path(&sel.archive.sha256),
                 }
                 .into());
@@ -173,7 +177,7 @@ impl Source {
         }
         if self.offline {
             return Err(SourceError::NotCached {
-                what: label,
+                what,
                 path: PathBuf::from("(no cache)"),
             }
             .into());
@@ -235,7 +239,7 @@ impl Source {
 
 /// An archive opened for one verified pass.
 pub struct Opened {
-    /// `component version`, for messages.
+    /// Where the bytes come from (URL, path, or cache entry), for messages.
     pub label: String,
     /// Verified bytes.
     pub reader: Box<dyn Read + Send>,

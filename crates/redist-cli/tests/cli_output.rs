@@ -1,0 +1,200 @@
+//! What `redist` prints, snapshot-tested (`insta`): help texts, tables,
+//! reports and error messages. A change in wording shows up as a reviewed
+//! diff of `tests/snapshots/` (`cargo insta review`, or
+//! `INSTA_UPDATE=always cargo test` and `git diff`).
+//!
+//! Temporary paths, server ports, sizes and timings are replaced by
+//! placeholders, so the snapshots hold only the wording and the structure.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use redist_fixtures::http::Server;
+use redist_fixtures::{cudart_like, mirror, redist_archive};
+
+/// Run `redist` with a fixed terminal width; stdout and stderr, labelled.
+fn output(args: &[&str], dir: Option<&Path>) -> String {
+    let o = redist()
+        .args(args)
+        .env("COLUMNS", "100")
+        .env_remove("XDG_CACHE_HOME")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run redist");
+    let mut text = format!("exit: {:?}\n", o.status.code());
+    for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        if !bytes.is_empty() {
+            text.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(bytes)));
+        }
+    }
+    match dir {
+        Some(d) => text.replace(&d.display().to_string(), "[DIR]"),
+        None => text,
+    }
+}
+
+/// Compare `text` with the snapshot `name`. `volatile`: sizes, timings,
+/// thread counts, ports and checksums, which vary between runs and
+/// compilers, are replaced by placeholders.
+fn snapshot(name: &str, text: String, volatile: bool) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    if volatile {
+        // With the padding before it, whose width follows the number's.
+        settings.add_filter(r" *\d+(\.\d+)? (B|KiB|MiB|GiB)\b", " [size]");
+        settings.add_filter(r"(?m)^(  (decode|write|fixups|total)) .*$", "$1 [time]");
+        settings.add_filter(r"\d+ decoder threads?", "[n] decoder threads");
+        settings.add_filter(r"127\.0\.0\.1:\d+", "[server]");
+        settings.add_filter(r"\b[0-9a-f]{64}\b", "[sha256]");
+    }
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+#[test]
+fn help_texts_teach_each_command() {
+    let commands = [
+        "",
+        "unpack",
+        "list",
+        "fetch",
+        "install",
+        "features",
+        "rules",
+        "nix-builder",
+        "nix-expr",
+        "patchelf",
+    ];
+    for command in commands {
+        let mut args: Vec<&str> = command.split_whitespace().collect();
+        args.push("--help");
+        let name = format!(
+            "help-{}",
+            if command.is_empty() {
+                "redist"
+            } else {
+                command
+            }
+        );
+        snapshot(&name, output(&args, None), false);
+    }
+}
+
+fn shared_manifest(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/manifests")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn list_tables_of_the_real_manifests() {
+    let cuda = shared_manifest("cuda_redistrib_12.9.1.json");
+    let cudnn = shared_manifest("cudnn_redistrib_9.13.0.json");
+    let dir = Path::new(&cuda).parent().unwrap().to_owned();
+    for (name, args) in [
+        (
+            "list-cuda-12.9.1-x86_64",
+            vec!["list", "--manifest", &cuda, "--platform", "linux-x86_64"],
+        ),
+        (
+            "list-cudnn-9.13.0-sbsa",
+            vec!["list", "--manifest", &cudnn, "--platform", "linux-sbsa"],
+        ),
+        (
+            "list-cuda-12.9.1-windows",
+            vec!["list", "--manifest", &cuda, "--platform", "windows-x86_64"],
+        ),
+    ] {
+        snapshot(name, output(&args, Some(&dir)), false);
+    }
+}
+
+#[test]
+fn unpack_report_names_outputs_elf_files_and_fixups() {
+    let d = Dir::new();
+    let archive = d.archive(&cudart_like(), Compression::Xz);
+    let out = d.join("cudart");
+    let args = [
+        "unpack",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    snapshot("unpack-report", output(&args, Some(d.path())), true);
+}
+
+#[test]
+fn errors_name_the_file_and_the_cause() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let out = out.to_str().unwrap();
+
+    let evil = redist_archive("x", "1.0", vec![Item::link("lib/escape", "../../../etc")]);
+    let evil = d.archive(&evil, Compression::Gzip);
+    let truncated = d.join("truncated.tar.xz");
+    let whole = cudart_like().archive(Compression::Xz);
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let not_an_archive = d.join("notes.txt");
+    std::fs::write(&not_an_archive, "these are notes, not a tarball\n").unwrap();
+
+    let cases: [(&str, Vec<&str>); 5] = [
+        (
+            "error-missing-archive",
+            vec!["unpack", "missing.tar.xz", "--out", out],
+        ),
+        (
+            "error-unsafe-symlink",
+            vec!["unpack", evil.to_str().unwrap(), "--out", out],
+        ),
+        (
+            "error-truncated-xz",
+            vec!["unpack", truncated.to_str().unwrap(), "--out", out],
+        ),
+        (
+            "error-not-an-archive",
+            vec!["unpack", not_an_archive.to_str().unwrap(), "--out", out],
+        ),
+        (
+            "error-missing-manifest",
+            vec!["list", "--manifest", "missing.json"],
+        ),
+    ];
+    for (name, args) in cases {
+        snapshot(name, output(&args, Some(d.path())), true);
+    }
+}
+
+#[test]
+fn install_errors_name_the_component_and_the_cause() {
+    let d = Dir::new();
+    let root = d.join("mirror");
+    let manifest = mirror::write(&root, "test", &mirror::demo_components());
+    let server = Server::start(root);
+    let url = server.url("redistrib_test.json");
+    let (cache, prefix) = (d.join("cache"), d.join("prefix"));
+    let install = |components: &[&str]| {
+        let mut args = vec![
+            "install",
+            "--manifest",
+            &url,
+            "--platform",
+            "linux-x86_64",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--prefix",
+            prefix.to_str().unwrap(),
+        ];
+        args.extend_from_slice(components);
+        output(&args, Some(d.path()))
+    };
+    snapshot("install-unknown-component", install(&["cuda_nope"]), true);
+
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["cuda_nvcc"]["linux-x86_64"]["sha256"] = "0".repeat(64).into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    snapshot("install-wrong-sha256", install(&["cuda_nvcc"]), true);
+}
