@@ -290,9 +290,9 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
         args.source.variant.as_deref(),
     )?;
     let layout = Layout::new(&rules(&args.rules)?, Mode::Split, "rules")?;
+    let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
     let mut out = serde_json::Map::new();
-    for sel in &selected {
-        let outputs = component_outputs(&source, sel, &layout)?;
+    for (sel, outputs) in selected.iter().zip(outputs) {
         out.insert(
             sel.component.clone(),
             serde_json::json!({ "version": sel.version, "outputs": outputs }),
@@ -302,25 +302,37 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Per component: the outputs its archive produces (verified, cached).
-fn component_outputs(
+/// Per component: the outputs its archive produces (verified, cached), in
+/// the order of `selected`. Archives are streamed several at a time; the
+/// first failure is returned.
+fn components_outputs(
     source: &install::Source,
-    sel: &redist::manifest::Selected,
+    selected: &[redist::manifest::Selected],
     layout: &Layout,
-) -> Result<std::collections::BTreeSet<String>, Error> {
-    source
-        .with_archive(sel, |opened| {
-            let (input, committer) = opened.into_input();
-            let outputs = redist::outputs_of(input, layout, &redist::NoProgress)?;
-            committer.commit()?;
-            Ok(outputs)
+    quiet: bool,
+) -> Result<Vec<std::collections::BTreeSet<String>>, Error> {
+    use rayon::prelude::*;
+    use redist::install::Reporter;
+    let reporter = crate::progress::Components::reading(quiet);
+    selected
+        .par_iter()
+        .map(|sel| {
+            source
+                .with_archive(sel, |opened| {
+                    let progress = reporter.component(sel, opened.origin);
+                    let (input, committer) = opened.into_input();
+                    let outputs = redist::outputs_of(input, layout, progress.as_ref())?;
+                    committer.commit()?;
+                    Ok(outputs)
+                })
+                .map(|(o, _)| o)
+                .map_err(|e| Error::Component {
+                    component: sel.component.clone(),
+                    version: sel.version.clone(),
+                    source: Box::new(e),
+                })
         })
-        .map(|(o, _)| o)
-        .map_err(|e| Error::Component {
-            component: sel.component.clone(),
-            version: sel.version.clone(),
-            source: Box::new(e),
-        })
+        .collect()
 }
 
 pub fn nix_builder() -> Result<(), Error> {
@@ -381,9 +393,9 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
         args.source.variant.as_deref(),
     )?;
     let layout = Layout::new(&Rules::builtin(), Mode::Split, "rules")?;
+    let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
     let mut components = Vec::new();
-    for sel in &selected {
-        let outputs = component_outputs(&source, sel, &layout)?;
+    for (sel, outputs) in selected.iter().zip(outputs) {
         let url = match source.location(sel) {
             redist::source::Location::Url(u) => u,
             redist::source::Location::Path(p) => {

@@ -294,6 +294,9 @@ struct NixExprArgs {
     /// Nix system of the derivations.
     #[arg(long, default_value = "x86_64-linux")]
     system: String,
+    /// No progress on standard error.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -305,6 +308,9 @@ struct FeaturesArgs {
     /// Layout rules file replacing the built-in table.
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
+    /// No progress on standard error.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]

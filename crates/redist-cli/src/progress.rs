@@ -66,14 +66,26 @@ impl redist::Progress for Bar {
 pub struct Components {
     multi: Option<indicatif::MultiProgress>,
     quiet: bool,
+    /// What is done with the bytes: "unpacking", or "reading" (headers only).
+    verb: &'static str,
 }
 
 impl Components {
+    /// For archives that are unpacked (install, fetch).
     pub fn new(quiet: bool) -> Components {
         let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
         Components {
             multi: tty.then(indicatif::MultiProgress::new),
             quiet,
+            verb: "unpacking",
+        }
+    }
+
+    /// For archives whose headers are read (features, nix-expr).
+    pub fn reading(quiet: bool) -> Components {
+        Components {
+            verb: "reading",
+            ..Components::new(quiet)
         }
     }
 }
@@ -111,6 +123,7 @@ impl redist::install::Reporter for Components {
                 origin,
                 quiet: self.quiet,
                 size: sel.archive.size,
+                verb: self.verb,
             }),
         }
     }
@@ -133,16 +146,21 @@ struct LogLine {
     origin: redist::install::Origin,
     quiet: bool,
     size: u64,
+    verb: &'static str,
 }
 
 impl redist::Progress for LogLine {
     fn begin(&self, _archive: &str, _total: Option<u64>) {
         if !self.quiet {
-            let verb = match self.origin {
-                redist::install::Origin::Cache => "unpacking from the cache",
-                redist::install::Origin::Download => "downloading and unpacking",
-            };
-            eprintln!("{}: {verb} ({})", self.name, crate::table::size(self.size));
+            let (verb, size) = (self.verb, crate::table::size(self.size));
+            match self.origin {
+                redist::install::Origin::Cache => {
+                    eprintln!("{}: {verb} from the cache ({size})", self.name)
+                }
+                redist::install::Origin::Download => {
+                    eprintln!("{}: downloading and {verb} ({size})", self.name)
+                }
+            }
         }
     }
 }
