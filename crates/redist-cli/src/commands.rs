@@ -97,14 +97,7 @@ pub fn list(args: ListArgs) -> Result<(), Error> {
 }
 
 pub fn fetch(args: FetchArgs) -> Result<(), Error> {
-    let source = args.source.open()?;
-    let platform = args.source.platform()?;
-    let selected = source.select(
-        &args.components,
-        args.all,
-        &platform,
-        args.source.variant.as_deref(),
-    )?;
+    let (source, selected) = args.source.select(&args.components, args.all)?;
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
@@ -224,14 +217,7 @@ fn copy_verified(
 }
 
 pub fn install(args: InstallArgs) -> Result<(), Error> {
-    let source = args.source.open()?;
-    let platform = args.source.platform()?;
-    let selected = source.select(
-        &args.components,
-        args.all,
-        &platform,
-        args.source.variant.as_deref(),
-    )?;
+    let (source, selected) = args.source.select(&args.components, args.all)?;
     let only = redist::layout::glob_set(&args.only, "--only")?;
     let opts = InstallOptions {
         prefix: args.prefix.clone(),
@@ -280,15 +266,9 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
 }
 
 pub fn features(args: FeaturesArgs) -> Result<(), Error> {
-    let source = args.source.open()?;
-    let platform = args.source.platform()?;
-    let all = args.components.is_empty();
-    let selected = source.select(
-        &args.components,
-        all,
-        &platform,
-        args.source.variant.as_deref(),
-    )?;
+    let (source, selected) = args
+        .source
+        .select(&args.components, args.components.is_empty())?;
     let layout = Layout::new(&rules(&args.rules)?, Mode::Split, "rules")?;
     let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
     let mut out = serde_json::Map::new();
@@ -383,15 +363,9 @@ pub fn nix_builder() -> Result<(), Error> {
 }
 
 pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
-    let source = args.source.open()?;
-    let platform = args.source.platform()?;
-    let all = args.components.is_empty();
-    let selected = source.select(
-        &args.components,
-        all,
-        &platform,
-        args.source.variant.as_deref(),
-    )?;
+    let (source, selected) = args
+        .source
+        .select(&args.components, args.components.is_empty())?;
     let layout = Layout::new(&Rules::builtin(), Mode::Split, "rules")?;
     let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
     let mut components = Vec::new();

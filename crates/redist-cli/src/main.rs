@@ -214,6 +214,19 @@ impl SourceArgs {
             None => Ok(redist::manifest::host_platform()?.to_owned()),
         }
     }
+
+    /// Open the source and pick `components` (or every one, with `all`)
+    /// for the chosen platform and variant.
+    fn select(
+        &self,
+        components: &[String],
+        all: bool,
+    ) -> Result<(redist::install::Source, Vec<redist::manifest::Selected>), redist::Error> {
+        let source = self.open()?;
+        let platform = self.platform()?;
+        let selected = source.select(components, all, &platform, self.variant.as_deref())?;
+        Ok((source, selected))
+    }
 }
 
 #[derive(clap::Args)]

@@ -11,8 +11,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use redist_fixtures::http::Server;
-use redist_fixtures::{cudart_like, mirror, redist_archive};
+use redist_fixtures::{cudart_like, redist_archive};
 
 /// Run `redist` with a fixed terminal width; stdout and stderr, labelled.
 fn output(args: &[&str], dir: Option<&Path>) -> String {
@@ -169,32 +168,24 @@ fn errors_name_the_file_and_the_cause() {
 
 #[test]
 fn install_errors_name_the_component_and_the_cause() {
-    let d = Dir::new();
-    let root = d.join("mirror");
-    let manifest = mirror::write(&root, "test", &mirror::demo_components());
-    let server = Server::start(root);
-    let url = server.url("redistrib_test.json");
-    let (cache, prefix) = (d.join("cache"), d.join("prefix"));
-    let install = |components: &[&str]| {
-        let mut args = vec![
-            "install",
-            "--manifest",
-            &url,
-            "--platform",
-            "linux-x86_64",
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--prefix",
-            prefix.to_str().unwrap(),
-        ];
-        args.extend_from_slice(components);
-        output(&args, Some(d.path()))
+    let m = Mirror::demo();
+    let show = |o: std::process::Output| {
+        let text = format!(
+            "exit: {:?}\n--- stderr\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text.replace(&m.dir.path().display().to_string(), "[DIR]")
     };
-    snapshot("install-unknown-component", install(&["cuda_nope"]), true);
-
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    m["cuda_nvcc"]["linux-x86_64"]["sha256"] = "0".repeat(64).into();
-    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    snapshot("install-wrong-sha256", install(&["cuda_nvcc"]), true);
+    snapshot(
+        "install-unknown-component",
+        show(m.install(&["cuda_nope"])),
+        true,
+    );
+    m.tamper("cuda_nvcc", "sha256", "0".repeat(64).into());
+    snapshot(
+        "install-wrong-sha256",
+        show(m.install(&["cuda_nvcc"])),
+        true,
+    );
 }

@@ -3,98 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use redist_fixtures::http::{Fault, Server};
-use redist_fixtures::mirror::{self, Component};
-
-struct Mirror {
-    dir: Dir,
-    server: Server,
-    manifest: PathBuf,
-}
-
-impl Mirror {
-    fn new(components: &[Component]) -> Mirror {
-        let dir = Dir::new();
-        let root = dir.join("mirror");
-        let manifest = mirror::write(&root, "test", components);
-        let server = Server::start(root);
-        Mirror {
-            dir,
-            server,
-            manifest,
-        }
-    }
-
-    fn demo() -> Mirror {
-        Mirror::new(&mirror::demo_components())
-    }
-
-    fn url(&self) -> String {
-        self.server.url("redistrib_test.json")
-    }
-
-    fn cache(&self) -> PathBuf {
-        self.dir.join("cache")
-    }
-
-    fn prefix(&self) -> PathBuf {
-        self.dir.join("prefix")
-    }
-
-    /// `redist <cmd> --manifest URL --cache-dir CACHE --platform linux-x86_64 <args>`.
-    fn run(&self, cmd: &str, args: &[&str]) -> std::process::Output {
-        let url = self.url();
-        let cache = self.cache();
-        let mut all: Vec<&std::ffi::OsStr> = vec![
-            cmd.as_ref(),
-            "--manifest".as_ref(),
-            url.as_ref(),
-            "--cache-dir".as_ref(),
-            cache.as_os_str(),
-            "--platform".as_ref(),
-            "linux-x86_64".as_ref(),
-        ];
-        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
-        run(&all, None)
-    }
-
-    fn install(&self, args: &[&str]) -> std::process::Output {
-        let prefix = self.prefix();
-        let mut all = vec!["--prefix", prefix.to_str().unwrap()];
-        all.extend_from_slice(args);
-        self.run("install", &all)
-    }
-
-    fn archive_path(&self, key: &str, version: &str) -> String {
-        mirror::relative_path(key, version)
-    }
-
-    /// Replace a field of a component's platform entry in the manifest.
-    fn tamper(&self, key: &str, field: &str, value: serde_json::Value) {
-        let mut m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&self.manifest).unwrap()).unwrap();
-        m[key]["linux-x86_64"][field] = value;
-        std::fs::write(&self.manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    }
-
-    /// Cache entries (and partial files) present.
-    fn cache_files(&self) -> Vec<String> {
-        let dir = self.cache().join("sha256");
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
+use redist_fixtures::http::Fault;
+use redist_fixtures::mirror::Component;
 
 fn fails_with(o: &std::process::Output, needles: &[&str]) {
     let err = stderr(o);

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use redist_fixtures::http::Server;
+use redist_fixtures::mirror::{self, Component};
 #[allow(unused_imports)]
 pub use redist_fixtures::{elves, snapshot, Archive, Compression, Found, Item};
 
@@ -159,4 +161,92 @@ pub fn interrupt_when(
         .expect("run kill");
     assert!(killed.success());
     child.wait_with_output().expect("wait for redist")
+}
+
+/// A mirror built at test time, served over 127.0.0.1, with a cache and a
+/// prefix beside it.
+pub struct Mirror {
+    pub dir: Dir,
+    pub server: Server,
+    pub manifest: PathBuf,
+}
+
+impl Mirror {
+    pub fn new(components: &[Component]) -> Mirror {
+        let dir = Dir::new();
+        let root = dir.join("mirror");
+        let manifest = mirror::write(&root, "test", components);
+        let server = Server::start(root);
+        Mirror {
+            dir,
+            server,
+            manifest,
+        }
+    }
+
+    pub fn demo() -> Mirror {
+        Mirror::new(&mirror::demo_components())
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url("redistrib_test.json")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    pub fn prefix(&self) -> PathBuf {
+        self.dir.join("prefix")
+    }
+
+    /// `redist <cmd> --manifest URL --cache-dir CACHE --platform linux-x86_64 <args>`.
+    pub fn run(&self, cmd: &str, args: &[&str]) -> std::process::Output {
+        let url = self.url();
+        let cache = self.cache();
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            cmd.as_ref(),
+            "--manifest".as_ref(),
+            url.as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+        ];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run(&all, None)
+    }
+
+    pub fn install(&self, args: &[&str]) -> std::process::Output {
+        let prefix = self.prefix();
+        let mut all = vec!["--prefix", prefix.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run("install", &all)
+    }
+
+    pub fn archive_path(&self, key: &str, version: &str) -> String {
+        mirror::relative_path(key, version)
+    }
+
+    /// Replace a field of a component's platform entry in the manifest.
+    pub fn tamper(&self, key: &str, field: &str, value: serde_json::Value) {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.manifest).unwrap()).unwrap();
+        m[key]["linux-x86_64"][field] = value;
+        std::fs::write(&self.manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+
+    /// Cache entries (and partial files) present.
+    pub fn cache_files(&self) -> Vec<String> {
+        let dir = self.cache().join("sha256");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }
