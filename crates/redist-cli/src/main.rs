@@ -451,7 +451,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     if matches!(
         cli.command,
-        Command::Unpack(_) | Command::Fetch(_) | Command::Install(_) | Command::Features(_)
+        Command::Unpack(_)
+            | Command::Fetch(_)
+            | Command::Install(_)
+            | Command::Features(_)
+            | Command::NixExpr(_)
     ) {
         clean_up_on_signals();
     }
