@@ -254,6 +254,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
             let how = match c.origin {
                 Some(install::Origin::Cache) => "from the cache",
                 Some(install::Origin::Download) => "downloaded",
+                Some(install::Origin::Local) => "from the mirror directory",
                 None => "already installed",
             };
             println!(

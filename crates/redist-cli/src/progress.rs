@@ -94,6 +94,7 @@ fn origin_word(origin: redist::install::Origin) -> &'static str {
     match origin {
         redist::install::Origin::Cache => "cache",
         redist::install::Origin::Download => "download",
+        redist::install::Origin::Local => "local",
     }
 }
 
@@ -159,6 +160,9 @@ impl redist::Progress for LogLine {
                 }
                 redist::install::Origin::Download => {
                     eprintln!("{}: downloading and {verb} ({size})", self.name)
+                }
+                redist::install::Origin::Local => {
+                    eprintln!("{}: {verb} from the mirror directory ({size})", self.name)
                 }
             }
         }

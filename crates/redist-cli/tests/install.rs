@@ -399,6 +399,11 @@ fn manifest_from_a_file_url_and_mirror_dir() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(m.server.total_requests(), 0);
     assert!(prefix.join("lib/libcudart.so.12.9.79").is_file());
+    assert!(
+        stderr(&o).contains("cuda_cudart 12.9.79: unpacking from the mirror directory"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -39,8 +39,11 @@ use crate::{Input, UnpackOptions};
 pub enum Origin {
     /// The verified cache.
     Cache,
-    /// The mirror (and written to the cache on the way).
+    /// An HTTP(S) mirror (and written to the cache on the way).
     Download,
+    /// A mirror on this machine: a directory or `file://` URL (and written
+    /// to the cache on the way).
+    Local,
 }
 
 /// Receives per-component progress; the CLI draws one bar per component.
@@ -138,7 +141,12 @@ impl Source {
         // Messages about the bytes name where they come from; the caller
         // adds the component ("failed to install cuda_nvcc 12.9.86").
         let what = format!("{} {}", sel.component, sel.version);
-        let label = self.location(sel).to_string();
+        let location = self.location(sel);
+        let label = location.to_string();
+        let fetched = match location {
+            Location::Path(_) => Origin::Local,
+            Location::Url(_) => Origin::Download,
+        };
         if let Some(cache) = &self.cache {
             if prefer_cache {
                 if let Some(path) = cache.lookup(&sel.archive) {
@@ -164,14 +172,14 @@ impl Source {
                 }
                 .into());
             }
-            let (body, _) = self.fetcher.open(&self.location(sel))?;
+            let (body, _) = self.fetcher.open(&location)?;
             let (tee, pending) = cache.tee(&sel.archive.sha256, body)?;
             let reader = Box::new(Verified::new(tee, &sel.archive));
             return Ok(Opened {
                 label,
                 reader,
                 size: sel.archive.size,
-                origin: Origin::Download,
+                origin: fetched,
                 pending: Some(pending),
             });
         }
@@ -182,13 +190,13 @@ impl Source {
             }
             .into());
         }
-        let (body, _) = self.fetcher.open(&self.location(sel))?;
+        let (body, _) = self.fetcher.open(&location)?;
         let reader = Box::new(Verified::new(body, &sel.archive));
         Ok(Opened {
             label,
             reader,
             size: sel.archive.size,
-            origin: Origin::Download,
+            origin: fetched,
             pending: None,
         })
     }
