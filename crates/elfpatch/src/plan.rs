@@ -213,6 +213,28 @@ struct Item {
     vaddr: u64,
 }
 
+impl Item {
+    /// Point a section header at this item's new place, `size` bytes long.
+    fn repoint_section(&self, sh: &mut SectionHeader, size: u64) {
+        sh.sh_offset = self.off;
+        sh.sh_addr = self.vaddr;
+        sh.sh_size = size;
+    }
+
+    /// Point a segment (`PT_DYNAMIC`, `PT_INTERP`) and the section that
+    /// describes the same bytes at this item's new place.
+    fn repoint_segment(&self, ph: &mut ProgramHeader, sh: Option<&mut SectionHeader>) {
+        ph.p_offset = self.off;
+        ph.p_vaddr = self.vaddr;
+        ph.p_paddr = self.vaddr;
+        ph.p_filesz = self.size;
+        ph.p_memsz = self.size;
+        if let Some(sh) = sh {
+            self.repoint_section(sh, self.size);
+        }
+    }
+}
+
 /// Where the tail goes.
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -509,39 +531,17 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                     set_tag(&mut entries_final, DT_STRTAB, it.vaddr);
                     set_tag(&mut entries_final, DT_STRSZ, size);
                     if let Some(s) = t.shdr {
-                        shdrs[s].sh_offset = it.off;
-                        shdrs[s].sh_addr = it.vaddr;
-                        shdrs[s].sh_size = size;
+                        it.repoint_section(&mut shdrs[s], size);
                     }
                 }
                 ItemKind::Dynamic => {
                     let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
-                    let p = &mut phdrs[d.phdr];
-                    p.p_offset = it.off;
-                    p.p_vaddr = it.vaddr;
-                    p.p_paddr = it.vaddr;
-                    p.p_filesz = it.size;
-                    p.p_memsz = it.size;
-                    if let Some(s) = d.shdr {
-                        shdrs[s].sh_offset = it.off;
-                        shdrs[s].sh_addr = it.vaddr;
-                        shdrs[s].sh_size = it.size;
-                    }
+                    it.repoint_segment(&mut phdrs[d.phdr], d.shdr.map(|s| &mut shdrs[s]));
                     dyn_vaddr = it.vaddr;
                 }
                 ItemKind::Interp => {
                     let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
-                    let p = &mut phdrs[i.phdr];
-                    p.p_offset = it.off;
-                    p.p_vaddr = it.vaddr;
-                    p.p_paddr = it.vaddr;
-                    p.p_filesz = it.size;
-                    p.p_memsz = it.size;
-                    if let Some(s) = i.shdr {
-                        shdrs[s].sh_offset = it.off;
-                        shdrs[s].sh_addr = it.vaddr;
-                        shdrs[s].sh_size = it.size;
-                    }
+                    it.repoint_segment(&mut phdrs[i.phdr], i.shdr.map(|s| &mut shdrs[s]));
                 }
                 ItemKind::Group(g) => {
                     // Each referrer belongs to exactly one object, so nothing
