@@ -465,57 +465,8 @@ fn extreme_values_never_panic(original: &[u8]) {
             (50, 2),
         ]
     };
-    let ph: &[(usize, usize)] = if is64 {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 8),
-            (16, 8),
-            (24, 8),
-            (32, 8),
-            (40, 8),
-            (48, 8),
-        ]
-    } else {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 4),
-            (12, 4),
-            (16, 4),
-            (20, 4),
-            (24, 4),
-            (28, 4),
-        ]
-    };
-    let sh: &[(usize, usize)] = if is64 {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 8),
-            (16, 8),
-            (24, 8),
-            (32, 8),
-            (40, 4),
-            (44, 4),
-            (48, 8),
-            (56, 8),
-        ]
-    } else {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 4),
-            (12, 4),
-            (16, 4),
-            (20, 4),
-            (24, 4),
-            (28, 4),
-            (32, 4),
-            (36, 4),
-        ]
-    };
-    let (phsz, shsz) = if is64 { (56, 64) } else { (32, 40) };
+    let (ph, sh) = (phdr_fields(is64), shdr_fields(is64));
+    let (phsz, shsz) = header_sizes(is64);
     let phoff = elf.header.e_phoff as usize;
     for i in 0..elf.program_headers.len() {
         fields.extend(ph.iter().map(|&(o, s)| (phoff + i * phsz + o, s)));

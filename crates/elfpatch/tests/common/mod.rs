@@ -513,6 +513,73 @@ pub fn elf32_library(d: &Dir, rel: &str, ld_flags: &[&str]) -> PathBuf {
     lib
 }
 
+/// (offset, size) of every field of a program header.
+pub fn phdr_fields(is64: bool) -> &'static [(usize, usize)] {
+    if is64 {
+        &[
+            (0, 4),
+            (4, 4),
+            (8, 8),
+            (16, 8),
+            (24, 8),
+            (32, 8),
+            (40, 8),
+            (48, 8),
+        ]
+    } else {
+        &[
+            (0, 4),
+            (4, 4),
+            (8, 4),
+            (12, 4),
+            (16, 4),
+            (20, 4),
+            (24, 4),
+            (28, 4),
+        ]
+    }
+}
+
+/// (offset, size) of every field of a section header.
+pub fn shdr_fields(is64: bool) -> &'static [(usize, usize)] {
+    if is64 {
+        &[
+            (0, 4),
+            (4, 4),
+            (8, 8),
+            (16, 8),
+            (24, 8),
+            (32, 8),
+            (40, 4),
+            (44, 4),
+            (48, 8),
+            (56, 8),
+        ]
+    } else {
+        &[
+            (0, 4),
+            (4, 4),
+            (8, 4),
+            (12, 4),
+            (16, 4),
+            (20, 4),
+            (24, 4),
+            (28, 4),
+            (32, 4),
+            (36, 4),
+        ]
+    }
+}
+
+/// Sizes of a program header and a section header.
+pub fn header_sizes(is64: bool) -> (usize, usize) {
+    if is64 {
+        (56, 64)
+    } else {
+        (32, 40)
+    }
+}
+
 /// Converts a little-endian ELF file to big endian: the ELF header, the
 /// program and section headers, and the contents of the sections whose
 /// layout is known (dynamic, symbols, hash tables, version tables,
@@ -572,61 +639,11 @@ pub fn to_big_endian(le: &[u8], machine: Option<u16>) -> Vec<u8> {
         ]
     };
     swap_all(&mut b, 0, ehdr);
-    let ph: &[(usize, usize)] = if is64 {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 8),
-            (16, 8),
-            (24, 8),
-            (32, 8),
-            (40, 8),
-            (48, 8),
-        ]
-    } else {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 4),
-            (12, 4),
-            (16, 4),
-            (20, 4),
-            (24, 4),
-            (28, 4),
-        ]
-    };
-    let phsz = if is64 { 56 } else { 32 };
+    let (ph, sh) = (phdr_fields(is64), shdr_fields(is64));
+    let (phsz, shsz) = header_sizes(is64);
     for i in 0..elf.program_headers.len() {
         swap_all(&mut b, elf.header.e_phoff as usize + i * phsz, ph);
     }
-    let sh: &[(usize, usize)] = if is64 {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 8),
-            (16, 8),
-            (24, 8),
-            (32, 8),
-            (40, 4),
-            (44, 4),
-            (48, 8),
-            (56, 8),
-        ]
-    } else {
-        &[
-            (0, 4),
-            (4, 4),
-            (8, 4),
-            (12, 4),
-            (16, 4),
-            (20, 4),
-            (24, 4),
-            (28, 4),
-            (32, 4),
-            (36, 4),
-        ]
-    };
-    let shsz = if is64 { 64 } else { 40 };
     for i in 0..elf.section_headers.len() {
         swap_all(&mut b, elf.header.e_shoff as usize + i * shsz, sh);
     }
