@@ -108,20 +108,23 @@ fn symlink_chain_resolves_inside_the_output() {
     );
 }
 
+/// Unpack `a` (as `c`) into `d`/out and expect exactly the tree `want`.
+fn unpacks_to(d: &Dir, a: &Archive, c: Compression, want: Vec<(&str, Found)>) {
+    let out = d.join("out");
+    ok_json(&unpack(&d.archive(a, c), &out, &["--json"]));
+    assert_tree(&snapshot(&out), &tree(want));
+}
+
 #[test]
 fn nvcc_keeps_nvvm_and_crt_headers() {
     let d = Dir::new();
-    let out = d.join("out");
     let exe = elves().exe.clone();
     let lib = elves().lib.clone();
-    ok_json(&unpack(
-        &d.archive(&nvcc_like(), Compression::Xz),
-        &out,
-        &["--json"],
-    ));
-    assert_tree(
-        &snapshot(&out),
-        &tree(vec![
+    unpacks_to(
+        &d,
+        &nvcc_like(),
+        Compression::Xz,
+        vec![
             ("doc/LICENSE", file(0o644, "fixture license\n")),
             ("bin/bin/nvcc", file(0o755, exe.clone())),
             ("bin/bin/ptxas", file(0o755, exe)),
@@ -147,22 +150,18 @@ fn nvcc_keeps_nvvm_and_crt_headers() {
                 "include/include/fatbinary_section.h",
                 file(0o644, "#pragma once\n"),
             ),
-        ]),
+        ],
     );
 }
 
 #[test]
 fn lib64_merges_into_lib() {
     let d = Dir::new();
-    let out = d.join("out");
-    ok_json(&unpack(
-        &d.archive(&lib64_like(), Compression::Gzip),
-        &out,
-        &["--json"],
-    ));
-    assert_tree(
-        &snapshot(&out),
-        &tree(vec![
+    unpacks_to(
+        &d,
+        &lib64_like(),
+        Compression::Gzip,
+        vec![
             (
                 "lib/lib/libcupti.so.12.8.90",
                 file(0o755, elves().lib.clone()),
@@ -174,22 +173,18 @@ fn lib64_merges_into_lib() {
                 file(0o644, ar_archive("cupti.o")),
             ),
             ("include/include/cupti.h", file(0o644, "#pragma once\n")),
-        ]),
+        ],
     );
 }
 
 #[test]
 fn lib_major_is_flattened() {
     let d = Dir::new();
-    let out = d.join("out");
-    ok_json(&unpack(
-        &d.archive(&lib_major_like(), Compression::Zstd),
-        &out,
-        &["--json"],
-    ));
-    assert_tree(
-        &snapshot(&out),
-        &tree(vec![
+    unpacks_to(
+        &d,
+        &lib_major_like(),
+        Compression::Zstd,
+        vec![
             (
                 "lib/lib/libcutensor.so.2.2.0",
                 file(0o755, elves().lib.clone()),
@@ -201,7 +196,7 @@ fn lib_major_is_flattened() {
                 file(0o644, ar_archive("cutensor.o")),
             ),
             ("include/include/cutensor.h", file(0o644, "#pragma once\n")),
-        ]),
+        ],
     );
 }
 
@@ -299,7 +294,6 @@ fn multi_block_xz_decodes_on_several_threads() {
 #[test]
 fn modes_drop_setuid_and_world_write() {
     let d = Dir::new();
-    let out = d.join("out");
     let a = redist_archive(
         "x",
         "1.0",
@@ -311,20 +305,17 @@ fn modes_drop_setuid_and_world_write() {
             Item::File("share/readonly".into(), b"x".to_vec(), 0o444),
         ],
     );
-    ok_json(&unpack(
-        &d.archive(&a, Compression::None),
-        &out,
-        &["--json"],
-    ));
-    assert_tree(
-        &snapshot(&out),
-        &tree(vec![
+    unpacks_to(
+        &d,
+        &a,
+        Compression::None,
+        vec![
             ("bin/bin/suid", file(0o755, "#!/bin/sh\n")),
             ("bin/bin/sgid", file(0o775, "#!/bin/sh\n")),
             ("out/share/open", file(0o664, "x")),
             ("out/share/sticky", file(0o644, "x")),
             ("out/share/readonly", file(0o444, "x")),
-        ]),
+        ],
     );
 }
 
