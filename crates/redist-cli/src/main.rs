@@ -473,6 +473,13 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
+    if redist::scratch::interrupted() {
+        // The signal thread is cleaning up and ends the process with the
+        // signal; an error now is only its files vanishing under us.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

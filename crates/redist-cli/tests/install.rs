@@ -586,19 +586,6 @@ fn app_and_libs() -> Mirror {
     ])
 }
 
-fn runs_app(p: &Path) {
-    let o = std::process::Command::new(p)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "app says 42\n",
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn merged_install_links_programs_to_other_components_libraries() {
     let m = app_and_libs();

@@ -417,6 +417,10 @@ fn interrupted_unpack_leaves_nothing() {
     assert_eq!(
         d.leftovers(&[]),
         Vec::<String>::new(),
-        "staging must be removed"
+        "staging must be removed (files left in each: {:?})",
+        d.leftovers(&[])
+            .iter()
+            .map(|p| count_files(std::path::Path::new(p)))
+            .collect::<Vec<_>>()
     );
 }

@@ -787,8 +787,8 @@ fn merge(from: &Path, to: &Path, sel: &Selected, state: &State) -> Result<Vec<St
                 message: format!("{dest_rel} is also installed by {owner}, with different content"),
             });
         }
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        if let Some(parent) = Path::new(&dest_rel).parent() {
+            crate::scratch::create_dirs_below(to, parent).map_err(io_err(&to.join(parent)))?;
         }
         fs::rename(&src, &dest).map_err(io_err(&dest))?;
         added.push(dest_rel);

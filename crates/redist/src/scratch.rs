@@ -10,10 +10,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Every live scratch path, in registration order.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Set by [`remove_all`] before it removes anything.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     // A panic while holding the lock leaves a plain Vec: still usable.
@@ -59,15 +63,34 @@ impl Drop for Scratch {
     }
 }
 
+/// Create the directories of `rel` below `root`, one level at a time.
+/// Unlike `create_dir_all`, this fails when `root` itself is gone (removed
+/// by an interrupt) instead of bringing it back.
+pub fn create_dirs_below(root: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut dir = root.to_owned();
+    for part in rel.components() {
+        dir.push(part);
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Remove a file or a whole directory; absent is fine.
 fn remove(path: &Path) {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
-            // A worker may still be creating entries: try again until gone.
-            for _ in 0..3 {
+            // A worker may still be creating entries (a directory that
+            // gains one while being emptied fails with ENOTEMPTY): try
+            // again until it is gone. Workers cannot bring back a removed
+            // directory (see `create_dirs_below`), so this ends quickly.
+            for _ in 0..1000 {
                 if fs::remove_dir_all(path).is_ok() || !path.exists() {
                     break;
                 }
+                std::thread::yield_now();
             }
         }
         Ok(_) => {
@@ -83,6 +106,7 @@ fn remove(path: &Path) {
 /// values stay registered and their owners may still be running, so call
 /// this last, then exit.
 pub fn remove_all() -> usize {
+    INTERRUPTED.store(true, Ordering::SeqCst);
     let live = live();
     // Newest first: nested paths go before the directories holding them.
     for path in live.iter().rev() {
@@ -91,9 +115,28 @@ pub fn remove_all() -> usize {
     live.len()
 }
 
+/// Whether [`remove_all`] has started. Work failing from then on may fail
+/// only because its files were removed under it: its error is not the
+/// cause, and the process is about to end anyway.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dirs_below_a_missing_root_are_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        assert!(create_dirs_below(&root, Path::new("a/b")).is_err());
+        assert!(!root.exists());
+        fs::create_dir(&root).unwrap();
+        create_dirs_below(&root, Path::new("a/b")).unwrap();
+        create_dirs_below(&root, Path::new("a/b")).unwrap();
+        assert!(root.join("a/b").is_dir());
+    }
 
     #[test]
     fn dropped_scratch_is_removed_and_kept_scratch_stays() {

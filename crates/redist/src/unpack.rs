@@ -452,9 +452,20 @@ impl<'a> Writer<'a> {
                 ));
             }
         }
-        fs::create_dir_all(self.staging.join(parent)).map_err(|e| self.write_error(parent, e))?;
+        // One level at a time, never `create_dir_all`: if the staging
+        // directory was removed under us (an interrupt), this fails instead
+        // of bringing it back.
         for (i, _) in dest.match_indices('/') {
-            self.dirs.insert(dest[..i].to_owned());
+            let ancestor = &dest[..i];
+            if self.dirs.contains(ancestor) {
+                continue;
+            }
+            match fs::create_dir(self.staging.join(ancestor)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(self.write_error(ancestor, e)),
+            }
+            self.dirs.insert(ancestor.to_owned());
         }
         Ok(())
     }

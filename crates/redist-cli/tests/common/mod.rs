@@ -250,3 +250,20 @@ impl Mirror {
         v
     }
 }
+
+/// Run the fixture program `app` (what `redist_fixtures::linked` builds)
+/// without LD_LIBRARY_PATH: it must find its libraries through RUNPATH and
+/// print its greeting.
+pub fn runs_app(app: &Path) {
+    let o = Command::new(app)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", app.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "app says 42\n",
+        "{} printed to stderr:\n{}",
+        app.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
