@@ -262,6 +262,9 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
                 c.component, c.version, c.files
             );
         }
+        for t in &report.toolkit {
+            println!("  toolkit: {t}");
+        }
     }
     Ok(())
 }

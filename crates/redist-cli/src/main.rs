@@ -64,6 +64,8 @@ enum Command {
     /// Examples:
     ///   redist unpack cuda_cudart-linux-x86_64-12.9.79-archive.tar.xz --out cudart
     ///   redist unpack cuda_nvcc.tar.xz --out /opt/cuda --layout merged
+    ///   redist unpack cuda_nvcc-linux-x86_64-13.0.48-archive.tar.xz --out nvcc \
+    ///     --toolkit-dep cudart --toolkit-dep crt --toolkit-dep cccl --toolkit-dep nvvm
     ///   curl -sL "$URL" | redist unpack - --out nvcc --json
     #[command(verbatim_doc_comment)]
     Unpack(UnpackArgs),
@@ -350,10 +352,19 @@ struct UnpackArgs {
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
 
+    /// Another component's tree this one is used with (repeatable): a
+    /// directory `redist unpack` made (split or merged), an install prefix,
+    /// or one output of either. For cuda_nvcc give cuda_cudart, cuda_crt,
+    /// cuda_cccl and libnvvm: bin/nvcc.profile then points at their
+    /// include, lib and nvvm directories, and their libraries are found.
+    #[arg(long, value_name = "DIR")]
+    toolkit_dep: Vec<PathBuf>,
+
     #[command(flatten)]
     patch: PatchArgs,
 
-    /// Print the report as JSON on standard output.
+    /// Print the report as JSON on standard output (on failure, a JSON
+    /// object with the error).
     #[arg(long)]
     json: bool,
 
@@ -367,7 +378,8 @@ struct UnpackArgs {
 #[command(next_help_heading = "Linking (autopatch)")]
 struct PatchArgs {
     /// Interpreter (dynamic loader) for executables that have one,
-    /// e.g. /lib64/ld-linux-x86-64.so.2 or a Nix glibc's.
+    /// e.g. /lib64/ld-linux-x86-64.so.2 or a Nix glibc's. Libraries of that
+    /// loader's own directory are then left to it (not this machine's).
     #[arg(long, value_name = "PATH")]
     interpreter: Option<String>,
 
@@ -376,8 +388,14 @@ struct PatchArgs {
     #[arg(long = "dep", value_name = "DIR")]
     deps: Vec<PathBuf>,
 
-    /// Entry appended to every RUNPATH written (repeatable), e.g.
-    /// /run/opengl-driver/lib where the driver provides libcuda.so.1.
+    /// Where the GPU driver's libraries (libcuda.so.1, libnvidia-ml.so.1, …)
+    /// are at run time, put first in every RUNPATH written, e.g.
+    /// /run/opengl-driver/lib on NixOS. Driver libraries are never an
+    /// unresolved error: they come from the driver, not from this tree.
+    #[arg(long, value_name = "DIR")]
+    driver_runpath: Option<String>,
+
+    /// Entry appended to every RUNPATH written (repeatable).
     #[arg(long, value_name = "DIR")]
     append_runpath: Vec<String>,
 
@@ -428,6 +446,7 @@ impl PatchArgs {
                 RunpathArg::Absolute => redist::autopatch::RunpathMode::Absolute,
             },
             keep_libc: self.keep_libc,
+            driver_runpath: self.driver_runpath.clone().filter(|d| !d.is_empty()),
         }))
     }
 }
@@ -459,6 +478,13 @@ fn main() -> ExitCode {
     ) {
         clean_up_on_signals();
     }
+    let json = match &cli.command {
+        Command::Unpack(a) => a.json,
+        Command::Install(a) => a.json,
+        Command::Fetch(a) => a.json,
+        Command::List(a) => a.json,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Unpack(args) => unpack(args),
         Command::List(args) => commands::list(args),
@@ -494,6 +520,19 @@ fn main() -> ExitCode {
                 source = s.source();
             }
             eprintln!("{msg}");
+            if json {
+                // Scripts reading standard output get the failure too.
+                let mut causes = Vec::new();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    causes.push(s.to_string());
+                    source = s.source();
+                }
+                let obj = serde_json::json!({ "error": e.to_string(), "causes": causes });
+                let mut stdout = std::io::stdout().lock();
+                let _ = serde_json::to_writer_pretty(&mut stdout, &obj);
+                let _ = writeln!(stdout);
+            }
             ExitCode::FAILURE
         }
     }
@@ -534,6 +573,11 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
     let mut opts = redist::UnpackOptions {
         layout,
         autopatch: args.patch.options()?,
+        toolkit_deps: args
+            .toolkit_dep
+            .iter()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+            .collect(),
         ..Default::default()
     };
     if let Some(t) = args.threads {
@@ -552,6 +596,9 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
         let _ = writeln!(stdout);
     } else if !args.quiet {
         let _ = write!(stdout, "{}", table::render(&report));
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }

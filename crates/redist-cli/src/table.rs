@@ -89,9 +89,42 @@ pub fn render(r: &Report) -> String {
         for f in ap.files.iter().filter(|f| f.changed) {
             let _ = writeln!(
                 s,
-                "    {}: RUNPATH {}",
+                "    {}: {} {}",
                 f.path,
+                f.tag.map_or("RUNPATH", |t| match t {
+                    redist::autopatch::SearchTag::Runpath => "RUNPATH",
+                    redist::autopatch::SearchTag::Rpath => "RPATH",
+                }),
                 f.runpath.as_deref().unwrap_or("(none)")
+            );
+        }
+        for f in ap.files.iter().filter(|f| !f.changed) {
+            if f.tag == Some(redist::autopatch::SearchTag::Rpath) {
+                let _ = writeln!(
+                    s,
+                    "    {}: unchanged, keeps DT_RPATH {}",
+                    f.path,
+                    f.runpath.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let driver: Vec<&str> = ap
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.needs
+                    .iter()
+                    .filter(|(_, r)| **r == redist::autopatch::Resolution::Driver)
+                    .map(|(n, _)| n.as_str())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !driver.is_empty() {
+            let _ = writeln!(
+                s,
+                "    from the GPU driver at run time: {}",
+                driver.join(", ")
             );
         }
         for k in &ap.skipped {

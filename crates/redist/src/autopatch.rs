@@ -9,15 +9,23 @@
 //!    Skipped, with a reason: static executables, object files, other
 //!    machines than the component's, incompatible OS/ABIs.
 //! 2. Needs: `DT_NEEDED` plus `.note.dlopen` sonames.
-//! 3. Each need resolves against the component's own files (all outputs;
-//!    never stubs: `libcuda.so.1` comes from the driver), then each `--dep`
-//!    directory, matching file name and ELF machine. A library found in the
-//!    system libc's directory is left to the system unless `keep_libc`.
-//! 4. New RUNPATH: the directories that satisfied a need, first-found order,
+//! 3. The driver's own libraries (`libcuda.so.1`, `libnvidia-ml.so.1`, …)
+//!    resolve to the driver: never from stubs, `--dep`s or the build
+//!    machine, never an error. Every other need resolves against the
+//!    component's own files (all outputs; never stubs), then each `--dep`
+//!    directory, then the file's own existing absolute RUNPATH/RPATH
+//!    directories, matching file name and ELF machine. A library found in
+//!    the libc directory of the loader the files will run with (the
+//!    `--interpreter`'s, else this system's) is left to it unless
+//!    `keep_libc`.
+//! 4. New RUNPATH: the driver directory (`driver_runpath`) first, in every
+//!    file (`libcudart` `dlopen`s `libcuda.so.1` without listing it); then
+//!    the directories that satisfied a need, first-found order,
 //!    de-duplicated; then the original `$ORIGIN` entries that still point
 //!    inside the file's output (NVIDIA libraries `dlopen` siblings through
-//!    them); then `append_runpath`. Relative mode writes `$ORIGIN/…` (a
-//!    movable tree), absolute mode final paths (what Nix scans for).
+//!    them), kept `$ORIGIN`-relative in both modes; then `append_runpath`.
+//!    Relative mode writes `$ORIGIN/…` (a movable tree), absolute mode final
+//!    paths (what Nix scans for).
 //! 5. Unresolved needs are one error listing every (file, library) pair,
 //!    unless the library matches an `ignore_missing` glob.
 //! 6. Every file is planned once and patched once, in parallel.
@@ -60,6 +68,9 @@ pub struct Options {
     /// Resolve libraries of the system's libc directory like any other
     /// (adding that directory to RUNPATH) instead of leaving them to it.
     pub keep_libc: bool,
+    /// The directory the GPU driver's libraries live in at run time
+    /// (`/run/opengl-driver/lib` on NixOS): first in every RUNPATH written.
+    pub driver_runpath: Option<String>,
 }
 
 /// One ELF file to consider.
@@ -89,8 +100,12 @@ pub enum Resolution {
     Own(String),
     /// A `--dep` directory.
     Dep(PathBuf),
+    /// The file's own existing absolute RUNPATH/RPATH directory.
+    Runpath(PathBuf),
     /// The system's libc directory, left to the loader.
     System(PathBuf),
+    /// A library of the GPU driver: found at run time (`driver_runpath`).
+    Driver,
     /// Unresolved but allowed by `ignore_missing`.
     Ignored,
 }
@@ -106,8 +121,32 @@ pub struct FileReport {
     pub runpath: Option<String>,
     /// The interpreter written, if changed.
     pub interpreter: Option<String>,
+    /// Which dynamic tag holds the search path afterwards (`None`: neither).
+    pub tag: Option<SearchTag>,
     /// Whether the file's bytes changed.
     pub changed: bool,
+}
+
+/// The dynamic tag that holds a file's library search path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SearchTag {
+    /// `DT_RUNPATH`: searched after `LD_LIBRARY_PATH`, not inherited.
+    #[serde(rename = "DT_RUNPATH")]
+    Runpath,
+    /// `DT_RPATH`: searched before `LD_LIBRARY_PATH`, inherited by what the
+    /// file loads.
+    #[serde(rename = "DT_RPATH")]
+    Rpath,
+}
+
+impl SearchTag {
+    /// `DT_RUNPATH` or `DT_RPATH`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchTag::Runpath => "DT_RUNPATH",
+            SearchTag::Rpath => "DT_RPATH",
+        }
+    }
 }
 
 /// A file left alone, and why.
@@ -163,6 +202,21 @@ fn skip_reason(info: &elfpatch::Info, machine: (u16, elfpatch::Class)) -> Option
 /// Whether a path lies in a stubs directory (never satisfies a need).
 fn is_stub(path: &str) -> bool {
     path.starts_with("stubs/") || path.contains("/stubs/")
+}
+
+/// The GPU driver's own libraries: installed with the kernel driver, never
+/// shipped in a toolkit (the toolkit's `stubs/libcuda.so` only serves the
+/// link editor).
+pub fn is_driver_library(name: &str) -> bool {
+    const DRIVER: [&str; 5] = [
+        "libcuda.so",
+        "libcudadebugger.so",
+        "libnvcuvid.so",
+        "libnvoptix.so",
+        "libnvidia-",
+    ];
+    // libGLX_nvidia.so.0, libEGL_nvidia.so.0, libGLESv2_nvidia.so.2.
+    DRIVER.iter().any(|p| name.starts_with(p)) || name.contains("_nvidia.so")
 }
 
 /// libc's own libraries: left to the system loader unless asked.
@@ -238,7 +292,10 @@ pub fn run(
     };
     let index = Index::new(root, tree, &infos, machine);
     let deps = DepDirs::new(&opts.deps, machine.0);
-    let system = system_libc_dir(machine.0);
+    let system = match &opts.interpreter {
+        Some(interp) => loader_libc_dir(Path::new(interp), machine.0),
+        None => system_libc_dir(machine.0),
+    };
 
     let mut plans = Vec::new();
     let mut missing: Vec<(String, String)> = Vec::new();
@@ -263,8 +320,22 @@ pub fn run(
         let mut needs: BTreeMap<String, Resolution> = BTreeMap::new();
         let mut dirs: Vec<Resolution> = Vec::new();
         let wanted = info.needed.iter().map(|n| vec![n.clone()]).chain(dlopen);
+        // The file's own absolute search path, where it exists here: what
+        // it was linked to find (an `/opt/ext` of its vendor).
+        let own_dirs: Vec<PathBuf> = info
+            .runpath
+            .iter()
+            .chain(info.rpath.iter())
+            .flat_map(|r| r.split(':'))
+            .filter(|e| e.starts_with('/'))
+            .map(PathBuf::from)
+            .filter(|d| d.is_dir())
+            .collect();
         for alternatives in wanted {
             let found = alternatives.iter().find_map(|name| {
+                if is_driver_library(name) {
+                    return Some((name, Resolution::Driver));
+                }
                 let keep_system = !opts.keep_libc && is_libc_library(name);
                 if keep_system {
                     return Some((name, Resolution::System(PathBuf::from("(libc)"))));
@@ -273,6 +344,12 @@ pub fn run(
                     .find(name)
                     .map(Resolution::Own)
                     .or_else(|| deps.find(name).map(Resolution::Dep))
+                    .or_else(|| {
+                        own_dirs
+                            .iter()
+                            .find(|d| elfpatch::probe_machine(&d.join(name)) == Some(machine.0))
+                            .map(|d| Resolution::Runpath(d.clone()))
+                    })
                     .or_else(|| {
                         system
                             .as_ref()
@@ -287,9 +364,9 @@ pub fn run(
             match found {
                 Some((name, r)) => {
                     let in_runpath = match &r {
-                        Resolution::Own(_) | Resolution::Dep(_) => true,
+                        Resolution::Own(_) | Resolution::Dep(_) | Resolution::Runpath(_) => true,
                         Resolution::System(d) => opts.keep_libc && d.is_absolute(),
-                        Resolution::Ignored => false,
+                        Resolution::Ignored | Resolution::Driver => false,
                     };
                     if in_runpath && !dirs.contains(&r) {
                         dirs.push(r.clone());
@@ -308,18 +385,23 @@ pub fn run(
         let file_dir = parent(&c.path).to_owned();
         let mut entries: Vec<String> = Vec::new();
         let mut push = |e: String| {
-            if !entries.contains(&e) {
+            if !e.is_empty() && !entries.contains(&e) {
                 entries.push(e);
             }
         };
+        if let Some(d) = &opts.driver_runpath {
+            push(d.clone());
+        }
         for d in &dirs {
             match d {
                 Resolution::Own(dir) => push(match opts.runpath {
                     RunpathMode::Relative => origin(&relative(&file_dir, dir)),
                     RunpathMode::Absolute => placement.path(dir),
                 }),
-                Resolution::Dep(dir) | Resolution::System(dir) => push(dir.display().to_string()),
-                Resolution::Ignored => {}
+                Resolution::Dep(dir) | Resolution::System(dir) | Resolution::Runpath(dir) => {
+                    push(dir.display().to_string())
+                }
+                Resolution::Ignored | Resolution::Driver => {}
             }
         }
         for old in info
@@ -328,12 +410,12 @@ pub fn run(
             .chain(info.rpath.iter())
             .flat_map(|r| r.split(':'))
         {
+            // Kept `$ORIGIN`-relative whatever the mode, as nixpkgs keeps
+            // `$ORIGIN`: a library that `dlopen`s its siblings finds them
+            // wherever the output is copied.
             if let Some(dir) = origin_target(&file_dir, old) {
                 if inside(&dir, &c.output_dir) {
-                    push(match opts.runpath {
-                        RunpathMode::Relative => origin(&relative(&file_dir, &dir)),
-                        RunpathMode::Absolute => placement.path(&dir),
-                    });
+                    push(origin(&relative(&file_dir, &dir)));
                 }
             }
         }
@@ -363,15 +445,29 @@ pub fn run(
                 ..Default::default()
             };
             let abs = root.join(&c.path);
-            let outcome = elfpatch::patch_file(&abs, &edits).map_err(|e| Error::Patch {
+            let patch_error = |e: elfpatch::Error| Error::Patch {
                 path: PathBuf::from(placement.path(&c.path)),
                 message: e.to_string(),
-            })?;
+            };
+            let outcome = elfpatch::patch_file(&abs, &edits).map_err(patch_error)?;
+            // What the file holds now, read back: the tag is the editor's
+            // decision (a value already in place keeps its tag).
+            let after = if outcome.changed {
+                elfpatch::read(&abs).map_err(patch_error)?
+            } else {
+                info
+            };
+            let tag = match (&after.runpath, &after.rpath) {
+                (Some(_), _) => Some(SearchTag::Runpath),
+                (None, Some(_)) => Some(SearchTag::Rpath),
+                (None, None) => None,
+            };
             Ok(FileReport {
                 path: c.path,
                 needs,
                 runpath,
                 interpreter,
+                tag,
                 changed: outcome.changed,
             })
         })
@@ -496,6 +592,21 @@ impl DepDirs {
     }
 }
 
+/// The libc directory of the loader `interpreter` (the directory its real
+/// file is in, when that holds `libc.so.6` of `machine`): where "left to
+/// the system" looks when the files will run with another glibc than this
+/// machine's. `None` when the loader is not on this machine.
+fn loader_libc_dir(interpreter: &Path, machine: u16) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(interpreter).ok()?;
+    let dir = real.parent()?;
+    for d in [interpreter.parent()?, dir] {
+        if elfpatch::probe_machine(&d.join("libc.so.6")) == Some(machine) {
+            return Some(d.to_owned());
+        }
+    }
+    None
+}
+
 /// The directory of the system's libc for `machine`, if this system has one.
 fn system_libc_dir(machine: u16) -> Option<PathBuf> {
     const DIRS: [&str; 12] = [
@@ -544,6 +655,35 @@ mod tests {
         assert!(inside("lib/lib", "lib"));
         assert!(!inside("bin/bin", "lib"));
         assert!(inside("anything", ""));
+    }
+
+    #[test]
+    fn driver_libraries_are_recognised() {
+        for n in [
+            "libcuda.so.1",
+            "libcuda.so",
+            "libnvidia-ml.so.1",
+            "libnvidia-ptxjitcompiler.so.1",
+            "libnvcuvid.so.1",
+            "libnvidia-encode.so.1",
+            "libnvidia-opticalflow.so.1",
+            "libcudadebugger.so.1",
+            "libnvoptix.so.1",
+            "libGLX_nvidia.so.0",
+            "libEGL_nvidia.so.0",
+        ] {
+            assert!(is_driver_library(n), "{n}");
+        }
+        for n in [
+            "libcudart.so.13",
+            "libcudnn.so.9",
+            "libnvrtc.so.13",
+            "libnvJitLink.so.13",
+            "libnvvm.so.4",
+            "libcublasLt.so.13",
+        ] {
+            assert!(!is_driver_library(n), "{n}");
+        }
     }
 
     #[test]

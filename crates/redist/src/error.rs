@@ -95,6 +95,10 @@ pub enum Error {
     #[error("unresolved libraries (add --dep DIR, or --ignore-missing GLOB to allow them):{}", pairs.iter().map(|(f, l)| format!("\n  {f}: {l}")).collect::<String>())]
     Unresolved { pairs: Vec<(String, String)> },
 
+    /// A toolkit tree given to link against is not usable.
+    #[error("toolkit dependency {path}: {message}")]
+    ToolkitDep { path: PathBuf, message: String },
+
     /// Patching an ELF file failed.
     #[error("cannot patch {path}: {message}")]
     Patch { path: PathBuf, message: String },

@@ -335,6 +335,9 @@ pub struct InstallReport {
     pub components: Vec<ComponentReport>,
     /// True when everything asked for was already installed.
     pub unchanged: bool,
+    /// What made the prefix a toolkit: `targets/<triple>` links (merged),
+    /// nvcc.profile files pointed at the other components (split).
+    pub toolkit: Vec<String>,
     /// What autopatch did to the new components.
     pub autopatch: Option<crate::autopatch::Report>,
     /// Wall-clock seconds.
@@ -410,6 +413,7 @@ pub fn install(
             layout: opts.layout,
             components: selected.iter().map(|s| already(s, &state)).collect(),
             unchanged: true,
+            toolkit: Vec::new(),
             autopatch: None,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -445,6 +449,10 @@ pub fn install(
                     relocatable_pkgconfig: true,
                     output_roots: None,
                     autopatch: None,
+                    toolkit_deps: Vec::new(),
+                    // Merged: the `targets/` links satisfy NVIDIA's profile.
+                    // Split: rewritten below, once every component is in.
+                    keep_nvcc_profile: true,
                 };
                 let out = tmp.join(&sel.component);
                 let r = source.with_archive(sel, |opened| {
@@ -533,6 +541,22 @@ pub fn install(
     }
     let _ = fs::remove_dir_all(&tmp);
 
+    // A toolkit that compiles: the `.run` layout's `targets/<triple>` tree
+    // (merged), or nvcc.profile pointed at the other components (split).
+    let toolkit = match opts.layout {
+        Mode::Merged => {
+            let platform = selected.first().map_or("", |s| s.platform.as_str());
+            match crate::toolkit::target_triple(platform) {
+                Some(triple) => crate::toolkit::link_targets(&staging.path, triple)?,
+                None => Vec::new(),
+            }
+        }
+        Mode::Split => {
+            let fresh: Vec<&str> = reports.keys().map(String::as_str).collect();
+            split_profiles(&staging.path, &state, &fresh, &layout)?
+        }
+    };
+
     // Link the new components against the whole prefix: in a merged tree,
     // a program finds libraries of other components.
     let patched = match &opts.autopatch {
@@ -589,9 +613,62 @@ pub fn install(
         layout: opts.layout,
         components,
         unchanged: false,
+        toolkit,
         autopatch: patched,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Where a split prefix keeps each `nvcc.profile` as shipped, so that it
+/// can be pointed at the components of every later install.
+const SHIPPED: &str = ".redist/shipped";
+
+/// In a split prefix (`<component>/<output>/…`), point every component's
+/// `nvcc.profile` at the directories of all components, relative to the
+/// profile (`$(_HERE_)/../../../cuda_cudart/include/include`).
+fn split_profiles(
+    staging: &Path,
+    state: &State,
+    fresh: &[&str],
+    layout: &Layout,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for (component, installed) in &state.components {
+        for file in installed
+            .files
+            .iter()
+            .filter(|f| f.ends_with("bin/nvcc.profile"))
+        {
+            let staged = staging.join(file);
+            let shipped = staging.join(SHIPPED).join(file);
+            if fresh.contains(&component.as_str()) || !shipped.exists() {
+                if let Some(dir) = shipped.parent() {
+                    fs::create_dir_all(dir).map_err(io_err(dir))?;
+                }
+                let _ = fs::remove_file(&shipped);
+                fs::copy(&staged, &shipped).map_err(io_err(&shipped))?;
+            }
+            let mut dirs =
+                crate::toolkit::TreeDirs::probe(&staging.join(component), layout.output_names());
+            for other in state.components.keys().filter(|c| *c != component) {
+                dirs.extend(crate::toolkit::TreeDirs::probe(
+                    &staging.join(other),
+                    layout.output_names(),
+                ));
+            }
+            let here = staged.parent().unwrap_or(staging).to_owned();
+            let profile_dirs = crate::toolkit::ProfileDirs::new(&dirs, |p| {
+                crate::toolkit::here_relative(&here, p)
+            });
+            match crate::toolkit::fix_profile(&shipped, &staged, &staged, &profile_dirs)? {
+                crate::toolkit::ProfileFix::LeftAlone(why) => {
+                    done.push(format!("{file} left as shipped: {why}"))
+                }
+                _ => done.push(format!("{file} points at the prefix's components")),
+            }
+        }
+    }
+    Ok(done)
 }
 
 fn mode_name(m: Mode) -> &'static str {

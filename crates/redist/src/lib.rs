@@ -40,6 +40,7 @@ pub mod placement;
 pub mod report;
 pub mod scratch;
 pub mod source;
+pub mod toolkit;
 pub mod unpack;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,14 @@ pub struct UnpackOptions {
     /// Fix RUNPATH and interpreter of the ELF files written; `None` leaves
     /// them as they are.
     pub autopatch: Option<autopatch::Options>,
+    /// Other components' trees this one is used with (cudart, crt, cccl
+    /// and nvvm for `cuda_nvcc`): `nvcc.profile` points at their
+    /// directories, and autopatch searches their libraries after the
+    /// component's own and the `deps`.
+    pub toolkit_deps: Vec<PathBuf>,
+    /// Leave `bin/nvcc.profile` as shipped: the tree will be a merged
+    /// prefix with the `.run` installer's `targets/` links.
+    pub keep_nvcc_profile: bool,
 }
 
 impl Default for UnpackOptions {
@@ -150,6 +159,8 @@ impl Default for UnpackOptions {
             output_roots: None,
             relocatable_pkgconfig: false,
             autopatch: Some(autopatch::Options::default()),
+            toolkit_deps: Vec::new(),
+            keep_nvcc_profile: false,
         }
     }
 }
@@ -188,6 +199,11 @@ fn run(
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<Report> {
+    // Dependencies are checked before anything is decoded or written.
+    let mut toolkit_deps = toolkit::TreeDirs::default();
+    for d in &opts.toolkit_deps {
+        toolkit_deps.extend(toolkit::dep_tree(d, opts.layout.output_names())?);
+    }
     let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
     let staging = unpack::Staging::create(out)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
@@ -240,18 +256,33 @@ fn run(
         &placement,
         opts.relocatable_pkgconfig,
     )?;
+    let mut fixups = fixups;
+    let mut warnings = Vec::new();
+    if !opts.keep_nvcc_profile {
+        nvcc_profiles(
+            &tree,
+            staging.path(),
+            &placement,
+            &opts.layout,
+            &toolkit_deps,
+            &mut fixups,
+            &mut warnings,
+        )?;
+    }
     let fix_time = fix_start.elapsed();
 
     let patched = match &opts.autopatch {
         Some(ap) => {
             progress.stage("autopatch");
             let (candidates, files) = autopatch_inputs(&tree, &opts.layout);
+            let mut ap = ap.clone();
+            ap.deps.extend(toolkit_deps.libs.iter().cloned());
             Some(autopatch::run(
                 staging.path(),
                 &placement,
                 &candidates,
                 &files,
-                ap,
+                &ap,
             )?)
         }
         None => None,
@@ -296,6 +327,7 @@ fn run(
         outputs,
         elf_files,
         fixups,
+        warnings,
         autopatch: patched.clone(),
         bytes_in: dstats.bytes_in,
         bytes_decoded: dstats.bytes_out,
@@ -312,6 +344,58 @@ fn run(
             total: Stage::new(started.elapsed(), dstats.bytes_out),
         },
     })
+}
+
+/// Point every `bin/nvcc.profile` of the staged tree at the tree's own
+/// directories, then the toolkit dependencies'. Directories of the tree
+/// are written relative to the profile (`$(_HERE_)/…`) when the tree stays
+/// whole, as final paths when its outputs go to separate places (Nix).
+fn nvcc_profiles(
+    tree: &unpack::Tree,
+    staging: &Path,
+    placement: &Placement,
+    layout: &Layout,
+    deps: &toolkit::TreeDirs,
+    fixups: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut profiles: Vec<&String> = tree
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.kind == unpack::NodeKind::File && n.archive == "bin/nvcc.profile")
+        .map(|(d, _)| d)
+        .collect();
+    profiles.sort();
+    for dest in profiles {
+        let mut dirs = toolkit::TreeDirs::probe(staging, layout.output_names());
+        dirs.extend(deps.clone());
+        let here = staging.join(unpack::parent(dest));
+        let show = |p: &Path| -> String {
+            match p.strip_prefix(staging) {
+                Ok(_) if placement.outputs.is_none() => toolkit::here_relative(&here, p),
+                Ok(rel) => placement.path(&rel.to_string_lossy()),
+                Err(_) => p.display().to_string(),
+            }
+        };
+        let profile_dirs = toolkit::ProfileDirs::new(&dirs, show);
+        let shown = PathBuf::from(placement.path(dest));
+        let staged = staging.join(dest);
+        match toolkit::fix_profile(&staged, &staged, &shown, &profile_dirs)? {
+            toolkit::ProfileFix::Rewritten => fixups.push(format!(
+                "{dest}: include, library and NVVM paths point at the outputs{}",
+                if deps.is_empty() {
+                    ""
+                } else {
+                    " and the toolkit dependencies"
+                }
+            )),
+            toolkit::ProfileFix::Unchanged => {}
+            toolkit::ProfileFix::LeftAlone(why) => warnings.push(format!(
+                "{dest} left as shipped: {why}; nvcc may not find headers or libraries"
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// The ELF files of a tree (hard links are patched through their first

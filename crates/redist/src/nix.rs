@@ -8,8 +8,10 @@
 //!
 //! Attributes (fixed names, so hand-written expressions work): `src`,
 //! `outputs` (and each output's path), `dynamicLinker`, `libDeps` (store
-//! paths whose `lib/` is searched), `appendRunpaths`, `ignoreMissing`,
-//! and optionally `component` and `rules`. With `__structuredAttrs = true`
+//! paths whose `lib/` is searched), `toolkitDeps` (other components'
+//! outputs `nvcc.profile` points at), `driverRunpath` (default
+//! `/run/opengl-driver/lib`), `appendRunpaths`, `ignoreMissing`, and
+//! optionally `component` and `rules`. With `__structuredAttrs = true`
 //! they come from `$NIX_ATTRS_JSON_FILE` (or `.attrs.json`); otherwise from
 //! the environment, lists space-separated.
 
@@ -36,6 +38,13 @@ pub struct Builder {
     pub dynamic_linker: Option<String>,
     /// Store paths whose `lib/` directories provide libraries.
     pub lib_deps: Vec<PathBuf>,
+    /// Store paths of other components' outputs this one is used with
+    /// (cudart, crt, cccl, nvvm for `cuda_nvcc`): `nvcc.profile` points at
+    /// their directories, and their libraries are searched.
+    pub toolkit_deps: Vec<PathBuf>,
+    /// Where the GPU driver's libraries are at run time: first in every
+    /// RUNPATH (`None`: not added).
+    pub driver_runpath: Option<String>,
     /// Entries appended to every RUNPATH.
     pub append_runpaths: Vec<String>,
     /// Libraries allowed to stay unresolved.
@@ -60,6 +69,18 @@ fn missing(name: &str) -> Error {
 
 fn words(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Where NixOS puts the driver's libraries (nixpkgs' `addDriverRunpath`).
+pub const DRIVER_RUNPATH: &str = "/run/opengl-driver/lib";
+
+/// `driverRunpath`: absent means NixOS's directory, empty means none.
+fn driver_runpath(attr: Option<String>) -> Option<String> {
+    match attr {
+        None => Some(DRIVER_RUNPATH.to_owned()),
+        Some(s) if s.trim().is_empty() => None,
+        Some(s) => Some(s.trim().to_owned()),
+    }
 }
 
 impl Builder {
@@ -111,6 +132,11 @@ impl Builder {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
+            toolkit_deps: words(&get("toolkitDeps").unwrap_or_default())
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            driver_runpath: driver_runpath(get("driverRunpath")),
             append_runpaths: words(&get("appendRunpaths").unwrap_or_default()),
             ignore_missing: words(&get("ignoreMissing").unwrap_or_default()),
             component: get("component").filter(|s| !s.is_empty()),
@@ -156,6 +182,11 @@ impl Builder {
             outputs,
             dynamic_linker: string("dynamicLinker"),
             lib_deps: list("libDeps").into_iter().map(PathBuf::from).collect(),
+            toolkit_deps: list("toolkitDeps").into_iter().map(PathBuf::from).collect(),
+            driver_runpath: driver_runpath(
+                a.get("driverRunpath")
+                    .map(|v| v.as_str().unwrap_or_default().to_owned()),
+            ),
             append_runpaths: list("appendRunpaths"),
             ignore_missing: list("ignoreMissing"),
             component: string("component"),
@@ -214,6 +245,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         None => Rules::builtin(),
     };
     let layout = Layout::new(&rules_for(&base, &declared), Mode::Split, "rules")?;
+    let layout_names: Vec<String> = layout.output_names().map(str::to_owned).collect();
     let roots: BTreeMap<String, PathBuf> = b.outputs.iter().cloned().collect();
     let tree = b.build_top.join("redist-tree");
     let ignore_missing = crate::layout::glob_set(&b.ignore_missing, "ignoreMissing")?;
@@ -239,7 +271,10 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             ignore_missing,
             runpath: autopatch::RunpathMode::Absolute,
             keep_libc: true,
+            driver_runpath: b.driver_runpath.clone(),
         }),
+        toolkit_deps: toolkit_deps(&b.toolkit_deps, &layout_names)?,
+        keep_nvcc_profile: false,
     };
     let report = crate::unpack(Input::Path(b.src.clone()), &tree, &opts, progress)?;
 
@@ -301,6 +336,27 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         outputs: roots,
         unpack: report,
     })
+}
+
+/// The `toolkitDeps` that provide something: a component's every output
+/// is usually given (`drv.all`), and its `doc` or `out` has no directory a
+/// compiler uses. A path that does not exist is an error.
+fn toolkit_deps(paths: &[PathBuf], outputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut useful = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(Error::Nix {
+                message: format!(
+                    "toolkitDeps names {}, which does not exist in the build (is it an input of the derivation?)",
+                    p.display()
+                ),
+            });
+        }
+        if !crate::toolkit::TreeDirs::probe(p, outputs.iter().map(String::as_str)).is_empty() {
+            useful.push(p.clone());
+        }
+    }
+    Ok(useful)
 }
 
 /// Relative symlinks that cross outputs break once outputs are separate
@@ -436,7 +492,10 @@ fn nix_string(s: &str) -> String {
 
 /// A Nix file with one derivation per component, built by `redist
 /// nix-builder`. `builder` is the default for the `redist` argument (a store
-/// path of a static `redist`); every knob is a function argument.
+/// path of a static `redist`); every knob is a function argument. A
+/// component that compiles against others (`cuda_nvcc` against cudart,
+/// crt, cccl and nvvm: [`crate::toolkit::toolkit_deps_of`]) gets their
+/// outputs as `toolkitDeps`, when they are in the set.
 pub fn expression(
     label: &str,
     builder: &str,
@@ -450,19 +509,21 @@ pub fn expression(
          # outputs its archive provides. Build one with:\n\
          #   nix-build this.nix -A <component> --arg libDeps '[ <glibc> ]' --argstr dynamicLinker <ld.so>\n\
          # extraLibDeps = {{ <component> = [ <other>.lib ]; }} links one component to another.\n\
+         # driverRunpath (first in every RUNPATH) is where the GPU driver's libraries are; \"\" for none.\n\
          {{ redist ? {builder}\n\
          , system ? {system}\n\
          , dynamicLinker ? null\n\
          , libDeps ? [ ]\n\
          , extraLibDeps ? {{ }}\n\
-         , appendRunpaths ? [ \"/run/opengl-driver/lib\" ]\n\
-         , ignoreMissing ? [ \"libcuda.so*\" ]\n\
+         , driverRunpath ? {driver}\n\
+         , appendRunpaths ? [ ]\n\
+         , ignoreMissing ? [ ]\n\
          }}:\n\
          let\n\
          \x20 fetchurl = import <nix/fetchurl.nix>;\n\
          \x20 # Plain strings naming store paths need their context back.\n\
          \x20 store = p: if builtins.isString p then builtins.storePath p else p;\n\
-         \x20 component = {{ pname, version, url, sha256, outputs }}: derivation ({{\n\
+         \x20 component = {{ pname, version, url, sha256, outputs, toolkitDeps ? [ ] }}: derivation ({{\n\
          \x20   name = \"${{pname}}-${{version}}\";\n\
          \x20   inherit system outputs;\n\
          \x20   builder = store redist;\n\
@@ -470,14 +531,17 @@ pub fn expression(
          \x20   src = fetchurl {{ inherit url sha256; }};\n\
          \x20   component = pname;\n\
          \x20   libDeps = map store (libDeps ++ (extraLibDeps.${{pname}} or [ ]));\n\
-         \x20   inherit appendRunpaths ignoreMissing;\n\
+         \x20   # Every output of each component nvcc.profile points at.\n\
+         \x20   toolkitDeps = builtins.concatMap (d: d.all) toolkitDeps;\n\
+         \x20   inherit driverRunpath appendRunpaths ignoreMissing;\n\
          \x20 }} // (if dynamicLinker == null then {{ }} else {{ inherit dynamicLinker; }}));\n\
-         in\n\
-         {{\n",
+         \x20 self = {{\n",
         label = label,
         builder = nix_string(builder),
         system = nix_string(system),
+        driver = nix_string(DRIVER_RUNPATH),
     ));
+    let names: Vec<&str> = components.iter().map(|c| c.pname.as_str()).collect();
     for c in components {
         let mut outputs: Vec<&str> = vec!["out"];
         outputs.extend(c.outputs.iter().map(String::as_str).filter(|o| *o != "out"));
@@ -486,8 +550,20 @@ pub fn expression(
             .map(|o| nix_string(o))
             .collect::<Vec<_>>()
             .join(" ");
+        let deps = crate::toolkit::toolkit_deps_of(&c.pname, &names);
+        let deps = if deps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "      toolkitDeps = [ {} ];\n",
+                deps.iter()
+                    .map(|d| format!("self.{}", nix_string(d)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
         s.push_str(&format!(
-            "  {key} = component {{\n    pname = {pname};\n    version = {version};\n    url = {url};\n    sha256 = {sha};\n    outputs = [ {outputs} ];\n  }};\n",
+            "    {key} = component {{\n      pname = {pname};\n      version = {version};\n      url = {url};\n      sha256 = {sha};\n      outputs = [ {outputs} ];\n{deps}    }};\n",
             key = nix_string(&c.pname),
             pname = nix_string(&c.pname),
             version = nix_string(&c.version),
@@ -495,7 +571,7 @@ pub fn expression(
             sha = nix_string(&c.sha256),
         ));
     }
-    s.push_str("}\n");
+    s.push_str("  };\nin\nself\n");
     s
 }
 

@@ -50,6 +50,8 @@ pub struct Report {
     pub elf_files: Vec<String>,
     /// One line per fixup applied.
     pub fixups: Vec<String>,
+    /// Things the user should know (a file left as shipped, and why).
+    pub warnings: Vec<String>,
     /// What autopatch did (absent with `--no-patch`).
     pub autopatch: Option<crate::autopatch::Report>,
     /// Compressed bytes read.
