@@ -140,39 +140,344 @@ fn cuda_component() -> Archive {
     )
 }
 
+/// Load a shared library with the real dynamic loader (`dlopen`, RTLD_NOW).
+fn dlopens(lib: &Path) -> std::process::Output {
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes, sys; ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL); print('loaded')",
+        ])
+        .arg(lib)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("python3 runs")
+}
+
+/// `bytes` with edits made by elfpatch (a RUNPATH, a DT_NEEDED), as a
+/// vendor's linker would have left them.
+fn edited(bytes: &[u8], edits: elfpatch::Edits) -> Vec<u8> {
+    elfpatch::patch_bytes(bytes, &edits).expect("fixture edit")
+}
+
 #[test]
-fn stubs_never_satisfy_a_need() {
+fn driver_libraries_come_from_the_driver() {
     let d = Dir::new();
     let out = d.join("out");
-    let o = unpack(&d.archive(&cuda_component(), Compression::Xz), &out, &[]);
+    // libcuda.so.1 is nowhere but in stubs: no error, and the stub is not used.
+    let report = ok_json(&unpack(
+        &d.archive(&cuda_component(), Compression::Xz),
+        &out,
+        &["--json"],
+    ));
+    let user = report["autopatch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "lib/lib/libcudauser.so")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        user["needs"]["libcuda.so.1"],
+        serde_json::json!({"from": "driver"})
+    );
+    assert_eq!(runpath(&out.join("lib/lib/libcudauser.so")), None);
+    assert!(out.join("stubs/lib/stubs/libcuda.so.1").is_symlink());
+    // Without a driver on this machine, the library does not load …
+    assert!(!dlopens(&out.join("lib/lib/libcudauser.so"))
+        .status
+        .success());
+
+    // … and with the driver's directory first in every RUNPATH, it does.
+    let driver = d.join("driver");
+    std::fs::create_dir_all(&driver).unwrap();
+    std::fs::write(driver.join("libcuda.so.1"), &linked().cudastub).unwrap();
+    let out2 = d.join("out2");
+    let report = ok_json(&unpack(
+        &d.archive(&cuda_component(), Compression::Xz),
+        &out2,
+        &["--json", "--driver-runpath", driver.to_str().unwrap()],
+    ));
+    let driver_s = driver.display().to_string();
+    for f in report["autopatch"]["files"].as_array().unwrap() {
+        let p = out2.join(f["path"].as_str().unwrap());
+        let rp = runpath(&p).unwrap_or_default();
+        assert!(
+            rp.split(':').next() == Some(driver_s.as_str()),
+            "{}: RUNPATH {rp} does not start with the driver directory",
+            p.display()
+        );
+        assert_eq!(f["tag"], "DT_RUNPATH");
+    }
+    let o = dlopens(&out2.join("lib/lib/libcudauser.so"));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_files_own_absolute_runpath_is_searched_and_kept() {
+    let d = Dir::new();
+    let ext = d.join("opt/ext");
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(ext.join("libdep.so.1"), &linked().libdep).unwrap();
+    let l = linked();
+    let libuser = edited(
+        &l.libuser,
+        elfpatch::Edits {
+            runpath: elfpatch::RunpathEdit::Set(format!("$ORIGIN:{}", ext.display())),
+            ..Default::default()
+        },
+    );
+    let a = redist_archive(
+        "cuda_app",
+        "1.0",
+        vec![
+            Item::exe("bin/app", l.app.clone()),
+            Item::exe("lib/libuser.so.1", libuser),
+        ],
+    );
+    let out = d.join("out");
+    let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out, &["--json"]));
+    assert_eq!(
+        runpath(&out.join("lib/lib/libuser.so.1")),
+        Some(format!("{}:$ORIGIN", ext.display())),
+        "the directory that satisfied the need, then the archive's $ORIGIN"
+    );
+    let f = report["autopatch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "lib/lib/libuser.so.1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        f["needs"]["libdep.so.1"],
+        serde_json::json!({"from": "runpath", "dir": ext.display().to_string()})
+    );
+    runs_app(&out.join("bin/bin/app"));
+}
+
+#[test]
+fn absolute_mode_keeps_origin_entries_inside_the_output() {
+    let d = Dir::new();
+    let l = linked();
+    let dlopener = edited(
+        &l.dlopener,
+        elfpatch::Edits {
+            runpath: elfpatch::RunpathEdit::Set("$ORIGIN/plugins:$ORIGIN/../../elsewhere".into()),
+            ..Default::default()
+        },
+    );
+    let a = redist_archive(
+        "x",
+        "1",
+        vec![
+            Item::exe("lib/libdlopener.so", dlopener),
+            Item::exe("lib/plugins/libplugin.so.1", l.plugin.clone()),
+        ],
+    );
+    let out = d.join("out");
+    ok_json(&unpack(
+        &d.archive(&a, Compression::Xz),
+        &out,
+        &["--json", "--runpath", "absolute"],
+    ));
+    let plugins = out.join("lib/lib/plugins").display().to_string();
+    assert_eq!(
+        runpath(&out.join("lib/lib/libdlopener.so")),
+        Some(format!("{plugins}:$ORIGIN/plugins")),
+        "found directories absolute; the archive's $ORIGIN entry inside the output kept as written"
+    );
+    // Copied elsewhere, the library still finds its plugin through $ORIGIN.
+    let copy = d.join("copy");
+    std::fs::create_dir_all(copy.join("plugins")).unwrap();
+    std::fs::copy(
+        out.join("lib/lib/libdlopener.so"),
+        copy.join("libdlopener.so"),
+    )
+    .unwrap();
+    std::fs::copy(
+        out.join("lib/lib/plugins/libplugin.so.1"),
+        copy.join("plugins/libplugin.so.1"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = dlopens(&copy.join("libdlopener.so"));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn interpreter_decides_what_the_system_provides() {
+    let d = Dir::new();
+    let l = linked();
+    // libuser also needs libz.so.1, which this machine has and the other
+    // glibc's directory does not.
+    let libuser = edited(
+        &l.libuser,
+        elfpatch::Edits {
+            add_needed: vec!["libz.so.1".into()],
+            ..Default::default()
+        },
+    );
+    let a = redist_archive(
+        "cuda_app",
+        "1.0",
+        vec![
+            Item::exe("bin/app", l.app.clone()),
+            Item::exe("lib/libuser.so.1", libuser),
+            Item::exe("lib/libdep.so.1", l.libdep.clone()),
+        ],
+    );
+    let archive = d.archive(&a, Compression::Xz);
+    // Without --interpreter, libz is left to this machine's loader.
+    let report = ok_json(&unpack(&archive, &d.join("host"), &["--json"]));
+    let user = report["autopatch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "lib/lib/libuser.so.1")
+        .unwrap()
+        .clone();
+    assert_eq!(user["needs"]["libz.so.1"]["from"], "system");
+
+    // Another glibc: a directory with the loader and libc, no libz.
+    let loader = elfpatch::read(Path::new("/bin/sh"))
+        .unwrap()
+        .interpreter
+        .expect("the system has a loader");
+    let glibc = d.join("glibc/lib");
+    std::fs::create_dir_all(&glibc).unwrap();
+    let name = Path::new(&loader).file_name().unwrap();
+    std::os::unix::fs::symlink(&loader, glibc.join(name)).unwrap();
+    let libc = std::fs::canonicalize(&loader)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libc.so.6");
+    std::os::unix::fs::symlink(&libc, glibc.join("libc.so.6")).unwrap();
+    let interp = glibc.join(name);
+    let o = unpack(
+        &archive,
+        &d.join("other"),
+        &["--interpreter", interp.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("lib/lib/libcudauser.so: libcuda.so.1"),
+        stderr(&o).contains("lib/lib/libuser.so.1: libz.so.1"),
+        "{}",
+        stderr(&o)
+    );
+    // Given the library's directory, it resolves there.
+    let zdir = std::fs::canonicalize(&libc)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let report = ok_json(&unpack(
+        &archive,
+        &d.join("other2"),
+        &[
+            "--json",
+            "--interpreter",
+            interp.to_str().unwrap(),
+            "--dep",
+            zdir.to_str().unwrap(),
+        ],
+    ));
+    let user = report["autopatch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "lib/lib/libuser.so.1")
+        .unwrap()
+        .clone();
+    assert_eq!(user["needs"]["libz.so.1"]["from"], "dep");
+    assert_eq!(user["needs"]["libdep.so.1"]["from"], "own");
+}
+
+#[test]
+fn rpath_files_are_reported_as_such() {
+    let d = Dir::new();
+    let l = linked();
+    let libuser = edited(
+        &l.libuser,
+        elfpatch::Edits {
+            runpath: elfpatch::RunpathEdit::Set("$ORIGIN".into()),
+            force_rpath: true,
+            ..Default::default()
+        },
+    );
+    let a = redist_archive(
+        "cuda_app",
+        "1.0",
+        vec![
+            Item::exe("lib/libuser.so.1", libuser),
+            Item::exe("lib/libdep.so.1", l.libdep.clone()),
+        ],
+    );
+    let out = d.join("out");
+    let o = unpack(&d.archive(&a, Compression::Xz), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("lib/lib/libuser.so.1: unchanged, keeps DT_RPATH $ORIGIN"),
+        "{}",
+        stdout(&o)
+    );
+    let out2 = d.join("out2");
+    let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out2, &["--json"]));
+    let user = report["autopatch"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "lib/lib/libuser.so.1")
+        .unwrap()
+        .clone();
+    assert_eq!(user["tag"], "DT_RPATH");
+    assert_eq!(user["changed"], false);
+    assert_eq!(
+        elfpatch::read(&out2.join("lib/lib/libuser.so.1"))
+            .unwrap()
+            .rpath
+            .as_deref(),
+        Some("$ORIGIN")
+    );
+}
+
+#[test]
+fn json_failures_print_a_json_error() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let o = unpack(
+        &d.archive(&app_component(false), Compression::Xz),
+        &out,
+        &["--json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("lib/lib/libuser.so.1.0: libdep.so.1"),
+        "{v}"
+    );
+    assert!(v["causes"].is_array());
+}
+
+#[test]
+fn toolkit_dependency_that_does_not_exist_is_an_error() {
+    let d = Dir::new();
+    let out = d.join("out");
+    let o = unpack(
+        &d.archive(&app_component(true), Compression::Xz),
+        &out,
+        &["--toolkit-dep", d.join("nope").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("toolkit dependency") && stderr(&o).contains("nope: does not exist"),
         "{}",
         stderr(&o)
     );
     assert!(!out.exists());
-    let o = unpack(
-        &d.archive(&cuda_component(), Compression::Xz),
-        &out,
-        &[
-            "--json",
-            "--ignore-missing",
-            "libcuda.so*",
-            "--append-runpath",
-            "/run/opengl-driver/lib",
-        ],
-    );
-    let report = ok_json(&o);
-    assert_eq!(
-        runpath(&out.join("lib/lib/libcudauser.so")).as_deref(),
-        Some("/run/opengl-driver/lib")
-    );
-    assert_eq!(
-        report["autopatch"]["ignored"],
-        serde_json::json!([["lib/lib/libcudauser.so", "libcuda.so.1"]])
-    );
-    // The stub got its libcuda.so.1 link, but no RUNPATH entry points at it.
-    assert!(out.join("stubs/lib/stubs/libcuda.so.1").is_symlink());
 }
 
 #[test]

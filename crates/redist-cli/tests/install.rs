@@ -632,7 +632,9 @@ fn only_keeps_the_paths_and_what_they_need() {
             "bin/app",
             "lib/libdep.so.1",
             "lib/libuser.so.1",
-            "lib/libuser.so.1.0"
+            "lib/libuser.so.1.0",
+            "lib64",
+            "targets/x86_64-linux/lib"
         ]
     );
     runs_app(&m.prefix().join("bin/app"));
