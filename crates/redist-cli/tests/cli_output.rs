@@ -82,7 +82,7 @@ fn help_texts_teach_each_command() {
 
 fn shared_manifest(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/manifests")
+        .join("../../../testdata/manifests")
         .join(name)
         .display()
         .to_string()

@@ -406,3 +406,116 @@ fn nvidia_components_build_under_nix() {
     );
     assert!(references(&bin).contains(&s.glibc));
 }
+
+#[test]
+#[ignore = "needs nix-bin, a static redist and the CUDA 13 mirror: cargo xtask e2e-nix"]
+fn cuda13_nvcc_from_the_store_compiles_against_its_toolkit_deps() {
+    let Some(mirror) = std::env::var_os("REDIST_CUDA13_MIRROR").map(PathBuf::from) else {
+        panic!("REDIST_CUDA13_MIRROR is set by cargo xtask e2e-nix");
+    };
+    let s = setup();
+    let server = redist_fixtures::http::Server::start(mirror.clone());
+    let url = server.url("");
+    let builder = std::fs::read_to_string(s.d.join("redist.nix"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("{ redist ? "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let parts = [
+        "cuda_nvcc",
+        "cuda_cudart",
+        "cuda_crt",
+        "cuda_cccl",
+        "libnvvm",
+    ];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "nix-expr".into(),
+        "--manifest".into(),
+        mirror.join("redistrib_13-wheels.json").into(),
+        "--platform".into(),
+        "linux-x86_64".into(),
+        "--cache-dir".into(),
+        s.d.join("cache").into(),
+        "--builder".into(),
+        builder.into(),
+        "--mirror".into(),
+        url.into(),
+    ];
+    args.extend(parts.iter().map(|p| std::ffi::OsString::from(*p)));
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let o = run(&refs, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let generated = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        generated.contains(
+            "toolkitDeps = [ self.\"cuda_cudart\" self.\"cuda_crt\" self.\"cuda_cccl\" self.\"libnvvm\" ];"
+        ),
+        "{generated}"
+    );
+    std::fs::write(s.d.join("cuda13.nix"), &generated).unwrap();
+    let file = s.d.join("c13.nix");
+    std::fs::write(&file, format!(
+        "let glibc = builtins.storePath \"{}\"; in import ./cuda13.nix {{ dynamicLinker = \"${{glibc}}/lib/ld-linux-x86-64.so.2\"; libDeps = [ glibc ]; }}\n", s.glibc)).unwrap();
+    // Building nvcc builds what it compiles against.
+    let o = nix_build(&file, "cuda_nvcc", &[]);
+    assert!(o.status.success(), "cuda_nvcc:\n{}", text(&o));
+    let outputs = |attr: &str| outputs_of(&file, attr);
+    let bin = outputs("cuda_nvcc")
+        .into_iter()
+        .find(|(n, _)| n == "bin")
+        .unwrap()
+        .1;
+    let profile = std::fs::read_to_string(format!("{bin}/bin/nvcc.profile")).unwrap();
+    let refs = references(&bin);
+    for (dep, output) in [
+        ("cuda_cudart", "include"),
+        ("cuda_cudart", "static"),
+        ("cuda_crt", "include"),
+        ("cuda_cccl", "include"),
+        ("libnvvm", "out"),
+    ] {
+        let path = outputs(dep)
+            .into_iter()
+            .find(|(n, _)| n == output)
+            .unwrap_or_else(|| panic!("{dep}.{output}"))
+            .1;
+        assert!(
+            profile.contains(&path),
+            "{dep}.{output} ({path}) not in:\n{profile}"
+        );
+        assert!(
+            refs.contains(&path),
+            "{dep}.{output} not a reference: {refs:?}"
+        );
+    }
+    // Every absolute path the profile names is in the store.
+    for word in profile.split(|c: char| c.is_whitespace() || c == '"' || c == ':') {
+        let path = word.trim_start_matches("-I").trim_start_matches("-L");
+        if path.starts_with('/') {
+            assert!(path.starts_with("/nix/store/"), "{path} in:\n{profile}");
+        }
+    }
+    assert!(!profile.contains("$(_TARGET_DIR_)"), "{profile}");
+
+    // The store nvcc compiles and links a program (outside the sandbox:
+    // it needs a host compiler).
+    let src = s.d.join("saxpy.cu");
+    std::fs::write(&src, include_str!("../../../testdata/cuda/saxpy.cu")).unwrap();
+    let exe = s.d.join("saxpy");
+    let o = Command::new(format!("{bin}/bin/nvcc"))
+        .args(["-arch=sm_90", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "store nvcc:\n{}", text(&o));
+    let o = Command::new(&exe).output().unwrap();
+    let out = text(&o);
+    assert!(
+        out.contains("no CUDA device") || out.contains("saxpy max error: 0.000000"),
+        "{out}"
+    );
+    drop(server);
+}

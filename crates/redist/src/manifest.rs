@@ -258,7 +258,9 @@ impl Component {
             PlatformEntry::Archive(a) => (None, a),
             PlatformEntry::Variants(vs) => {
                 let choices = vs.keys().cloned().collect::<Vec<_>>().join(", ");
-                let Some(v) = variant else {
+                // A component with a single variant needs no choosing.
+                let only = (vs.len() == 1).then(|| vs.keys().next()).flatten();
+                let Some(v) = variant.or(only.map(String::as_str)) else {
                     return Err(ManifestError::VariantNeeded {
                         component: self.key.clone(),
                         version: self.version.clone(),
