@@ -4,14 +4,21 @@
 //! - `demo`  — build a small redist-shaped mirror from our own fixtures and
 //!   unpack a component of it with `redist`, printing the tree.
 //! - `bench` — unpack throughput against `xz -dc` and `tar -xJf`, same run.
-//! - `e2e`   — real NVIDIA binaries (`../shared/tools/nvidia-wheel-mirror`).
+//! - `test`  — the whole suite on a fresh machine: installs what the tests
+//!   need (Debian packages as root, CMake from PyPI, NVIDIA's mirrors),
+//!   then `cargo test --workspace`, `e2e` and `e2e-nix`.
+//! - `e2e`   — real NVIDIA binaries (mirrors built by `mirror`, cached under
+//!   `target/`): CUDA 12 tools, the CUDA 13 compiler compiling with nvcc and
+//!   CMake, cuDNN.
 //! - `dist`  — a statically linked `redist`, what a Nix builder needs.
 //! - `e2e-nix` — real `nix-build` in the sandbox with that binary.
+//! - `mirror` — an NVIDIA-style redist mirror made from NVIDIA's PyPI wheels.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod demo;
+mod mirror;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,19 +29,25 @@ fn main() -> ExitCode {
     let result = match task {
         "demo" => demo::run(rest),
         "bench" => bench(rest),
+        "test" => test(rest),
         "e2e" => e2e(rest),
         "dist" => dist().map(|p| println!("{}", p.display())),
         "e2e-nix" => e2e_nix(rest),
+        "mirror" => mirror::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
+                 test [ARGS…]       the whole suite: installs what the tests need, cargo test --workspace, e2e, e2e-nix\n  \
                  demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
-                 e2e                unpack real NVIDIA archives built by ../shared/tools/nvidia-wheel-mirror\n  \
+                 e2e                real NVIDIA archives (cargo xtask mirror): CUDA 12 tools, the CUDA 13 compiler, cuDNN\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
-                 e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)"
+                 e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)\n  \
+                 mirror OUT_DIR [--cuda 12|13] [--components a,b] [--xz-threads N] [--xz-level 0-9]\n                     \
+                 [--wheel-cache DIR] [--label L]\n                     \
+                 an NVIDIA-style redist mirror from NVIDIA's PyPI wheels (see `cargo xtask mirror --help`)"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -103,52 +116,172 @@ fn bench(args: &[String]) -> Result {
         .env("REDIST_BIN", release.join("redist")))
 }
 
-/// Where the NVIDIA mirror is built (cached between runs).
+/// The CUDA 12 NVIDIA mirror (ptxas, cudart, nvrtc), built once under
+/// `target/` by `cargo xtask mirror` from NVIDIA's PyPI wheels.
 fn nvidia_mirror() -> Result<PathBuf> {
-    let tool = std::env::var_os("REDIST_NVIDIA_MIRROR_TOOL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/tools/nvidia-wheel-mirror"));
-    if !tool.exists() {
-        return Err(format!(
-            "{} not found: the e2e suite needs the shared tools (set REDIST_NVIDIA_MIRROR_TOOL)",
-            tool.display()
-        ));
-    }
     let dir = root().join("target/nvidia-mirror");
-    let components = "cuda_nvcc,cuda_cudart,cuda_nvrtc";
-    let stamp = dir.join(format!(".done-{components}"));
-    if !stamp.exists() {
-        eprintln!(
-            "xtask e2e: building the NVIDIA mirror in {} (downloads ~180 MB from PyPI once)",
-            dir.display()
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        sh(Command::new(&tool)
-            .arg(&dir)
-            .args(["--components", components, "--xz-threads", "1"]))?;
-        std::fs::write(&stamp, "").map_err(|e| e.to_string())?;
-    }
+    mirror::ensure(&dir, "12", &["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"], 1, 6)?;
     Ok(dir)
+}
+
+/// The CUDA 13 compiler set (nvcc, crt, nvvm, cccl, cudart, nvrtc).
+fn cuda13_mirror() -> Result<PathBuf> {
+    let dir = root().join("target/cuda13-mirror");
+    mirror::ensure(&dir, "13", &[], 2, 6)?;
+    Ok(dir)
+}
+
+/// cuDNN for CUDA 13 with its own manifest (~500 MB of wheel; xz preset 1,
+/// the tests measure no decoding).
+fn cudnn_mirror() -> Result<PathBuf> {
+    let dir = root().join("target/cudnn-mirror");
+    mirror::ensure(&dir, "13", &["cudnn"], 2, 1)?;
+    Ok(dir)
+}
+
+/// A CMake new enough for CUDA 13 (`project(… LANGUAGES CUDA)`): the one
+/// on `PATH` when it is 3.24 or newer, else CMake from PyPI in a virtual
+/// environment under `target/`.
+fn cmake() -> Result<PathBuf> {
+    if let Ok(o) = Command::new("cmake").arg("--version").output() {
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let version: Vec<u32> = text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("")
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if version.as_slice() >= [3, 24].as_slice() {
+            return Ok(PathBuf::from("cmake"));
+        }
+    }
+    let venv = root().join("target/tools/venv");
+    let cmake = venv.join("bin/cmake");
+    if !cmake.exists() {
+        eprintln!("xtask: installing cmake from PyPI into {}", venv.display());
+        sh(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        sh(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "cmake"]))?;
+    }
+    Ok(cmake)
+}
+
+/// Debian packages the tests use as oracles and tools.
+const DEBIAN_PACKAGES: &[&str] = &[
+    "xz-utils",
+    "zstd",
+    "tar",
+    "gcc",
+    "g++",
+    "libc6-dev",
+    "binutils",
+    "patchelf",
+    "elfutils",
+    "python3-pip",
+    "python3-venv",
+    "gcc-12-multilib",
+    "lib32gcc-12-dev",
+    "libc6-dev-i386",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "gcc-powerpc64-linux-gnu",
+    "libc6-dev-ppc64-cross",
+    "qemu-user",
+    "nix-bin",
+];
+
+/// Commands the tests run, and the package that brings each.
+const NEEDED: &[(&str, &str)] = &[
+    ("xz", "xz-utils"),
+    ("zstd", "zstd"),
+    ("cc", "gcc"),
+    ("g++", "g++"),
+    ("readelf", "binutils"),
+    ("patchelf", "patchelf"),
+    ("eu-elflint", "elfutils"),
+    ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ("powerpc64-linux-gnu-gcc", "gcc-powerpc64-linux-gnu"),
+    ("qemu-aarch64", "qemu-user"),
+    ("nix-build", "nix-bin"),
+];
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// Install what the tests need: Debian's packages when running as root
+/// (else the one command to run), NVIDIA's mirrors (cached), CMake.
+fn setup() -> Result {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(c, _)| !on_path(c))
+        .map(|(_, p)| *p)
+        .collect();
+    if !missing.is_empty() {
+        let root_user = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if root_user && on_path("apt-get") {
+            eprintln!("xtask test: installing Debian packages for the tests");
+            sh(Command::new("apt-get")
+                .args(["update", "-qq"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            sh(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(DEBIAN_PACKAGES)
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        } else {
+            return Err(format!(
+                "the tests need {} ; install them with:
+  sudo apt-get install --no-install-recommends {}",
+                missing.join(", "),
+                DEBIAN_PACKAGES.join(" ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The whole suite on a fresh machine: set-up, unit and integration
+/// tests, the real-NVIDIA end-to-end tests and the Nix builds.
+fn test(args: &[String]) -> Result {
+    setup()?;
+    sh(Command::new(cargo())
+        .current_dir(root())
+        .args(["test", "--workspace"])
+        .args(args))?;
+    e2e(&[])?;
+    e2e_nix(&[])
 }
 
 fn e2e(_args: &[String]) -> Result {
     let mirror = nvidia_mirror()?;
-    let cargo = cargo();
-    sh(Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "redist-cli",
-            "--test",
-            "nvidia_mirror",
-            "--",
-            "--ignored",
-            "--test-threads",
-            "1",
-        ])
-        .env("REDIST_NVIDIA_MIRROR", &mirror))
+    let cuda13 = cuda13_mirror()?;
+    let cudnn = cudnn_mirror()?;
+    let cmake = cmake()?;
+    for suite in ["nvidia_mirror", "toolkit"] {
+        sh(Command::new(cargo())
+            .current_dir(root())
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "redist-cli",
+                "--test",
+                suite,
+                "--",
+                "--ignored",
+                "--test-threads",
+                "1",
+            ])
+            .env("REDIST_NVIDIA_MIRROR", &mirror)
+            .env("REDIST_CUDA13_MIRROR", &cuda13)
+            .env("REDIST_CUDNN_MIRROR", &cudnn)
+            .env("REDIST_CMAKE", &cmake))?;
+    }
+    Ok(())
 }
 
 /// `redist` linked statically against glibc: runs in a Nix sandbox with
@@ -189,7 +322,8 @@ fn e2e_nix(_args: &[String]) -> Result {
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     let redist = dist()?;
-    let mirror = nvidia_mirror().ok();
+    let mirror = nvidia_mirror()?;
+    let cuda13 = cuda13_mirror()?;
     let cargo = cargo();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
@@ -205,9 +339,8 @@ fn e2e_nix(_args: &[String]) -> Result {
             "--test-threads",
             "1",
         ])
-        .env("REDIST_STATIC", &redist);
-    if let Some(m) = mirror {
-        cmd.env("REDIST_NVIDIA_MIRROR", m);
-    }
+        .env("REDIST_STATIC", &redist)
+        .env("REDIST_NVIDIA_MIRROR", &mirror)
+        .env("REDIST_CUDA13_MIRROR", &cuda13);
     sh(&mut cmd)
 }

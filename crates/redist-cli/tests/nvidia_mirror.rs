@@ -1,4 +1,4 @@
-//! Real NVIDIA archives, made by `../shared/tools/nvidia-wheel-mirror` from
+//! Real NVIDIA archives, made by `cargo xtask mirror --cuda 12` from
 //! NVIDIA's own PyPI wheels. Run with `cargo xtask e2e`, which builds the
 //! mirror once (about 180 MB from PyPI) and sets `REDIST_NVIDIA_MIRROR`.
 
