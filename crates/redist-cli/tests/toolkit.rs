@@ -409,3 +409,100 @@ fn cudnn_unpacks_with_default_flags() {
     assert_eq!(r["components"][0]["variant"], "cuda13");
     assert!(prefix.join("include/cudnn.h").exists());
 }
+
+/// File by file, what nixpkgs' auto-patchelf and driver hook give every
+/// NVIDIA ELF file: the driver directory first, every need found (or left
+/// to the driver or the loader), the archive's own `$ORIGIN` entries kept
+/// in absolute mode too.
+#[test]
+#[ignore = "needs the CUDA 13 and cuDNN mirrors: cargo xtask e2e"]
+fn every_nvidia_elf_file_is_linked_like_nixpkgs_does() {
+    let cudnn_dir = PathBuf::from(
+        std::env::var_os("REDIST_CUDNN_MIRROR")
+            .expect("REDIST_CUDNN_MIRROR is set by `cargo xtask e2e`"),
+    );
+    let cudnn = std::fs::read_dir(cudnn_dir.join("cudnn/linux-x86_64"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let mut archives: Vec<(String, PathBuf)> = [
+        "cuda_nvcc",
+        "cuda_crt",
+        "libnvvm",
+        "cuda_cccl",
+        "cuda_cudart",
+        "cuda_nvrtc",
+    ]
+    .iter()
+    .map(|c| (c.to_string(), archive(c)))
+    .collect();
+    archives.push(("cudnn".into(), cudnn));
+    let driver = "/run/opengl-driver/lib";
+    let mut checked = 0;
+    for (name, path) in archives {
+        let d = Dir::new();
+        let orig = d.join("orig");
+        ok_json(&unpack(&path, &orig, &["--json", "--no-patch"]));
+        let out = d.join("out");
+        let report = ok_json(&unpack(
+            &path,
+            &out,
+            &[
+                "--json",
+                "--runpath",
+                "absolute",
+                "--driver-runpath",
+                driver,
+            ],
+        ));
+        let Some(files) = report["autopatch"]["files"].as_array() else {
+            continue;
+        };
+        for f in files {
+            let rel = f["path"].as_str().unwrap();
+            let after = elfpatch::read(&out.join(rel)).unwrap();
+            let before = elfpatch::read(&orig.join(rel)).unwrap();
+            let rp = after.runpath.clone().unwrap_or_default();
+            let entries: Vec<&str> = rp.split(':').collect();
+            assert_eq!(entries[0], driver, "{name} {rel}: {rp}");
+            assert_eq!(f["tag"], "DT_RUNPATH", "{name} {rel}");
+            for (lib, how) in f["needs"].as_object().unwrap() {
+                let from = how["from"].as_str().unwrap();
+                assert!(
+                    ["own", "system", "driver"].contains(&from),
+                    "{name} {rel}: {lib} from {from}"
+                );
+                if lib.starts_with("libcuda.so") {
+                    assert_eq!(from, "driver", "{name} {rel}");
+                }
+            }
+            for old in before
+                .runpath
+                .iter()
+                .chain(before.rpath.iter())
+                .flat_map(|r| r.split(':'))
+                .filter(|e| *e == "$ORIGIN")
+            {
+                assert!(entries.contains(&old), "{name} {rel}: {old} lost in {rp}");
+            }
+            checked += 1;
+        }
+        if name == "cudnn" {
+            // The main library loads and answers.
+            let exe = d.join("dlopen_version");
+            ok(Command::new("cc")
+                .arg(redist_fixtures::testdata().join("c/dlopen_version.c"))
+                .arg("-o")
+                .arg(&exe)
+                .arg("-ldl"));
+            let o = Command::new(&exe)
+                .arg(out.join("lib/lib/libcudnn.so.9"))
+                .arg("cudnnGetVersion")
+                .output()
+                .unwrap();
+            assert!(text(&o).contains("cudnnGetVersion rc=9"), "{}", text(&o));
+        }
+    }
+    assert!(checked > 20, "only {checked} ELF files checked");
+}
