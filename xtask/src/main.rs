@@ -120,7 +120,13 @@ fn bench(args: &[String]) -> Result {
 /// `target/` by `cargo xtask mirror` from NVIDIA's PyPI wheels.
 fn nvidia_mirror() -> Result<PathBuf> {
     let dir = root().join("target/nvidia-mirror");
-    mirror::ensure(&dir, "12", &["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"], 1, 6)?;
+    mirror::ensure(
+        &dir,
+        "12",
+        &["cuda_nvcc", "cuda_cudart", "cuda_nvrtc"],
+        1,
+        6,
+    )?;
     Ok(dir)
 }
 
@@ -256,26 +262,33 @@ fn test(args: &[String]) -> Result {
     e2e_nix(&[])
 }
 
+/// `cargo test --release` of one of redist-cli's test files, running its
+/// `#[ignore]`d tests (those that need mirrors, Nix or a static binary)
+/// one at a time.
+fn ignored_suite(suite: &str) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root()).args([
+        "test",
+        "--release",
+        "-p",
+        "redist-cli",
+        "--test",
+        suite,
+        "--",
+        "--ignored",
+        "--test-threads",
+        "1",
+    ]);
+    cmd
+}
+
 fn e2e(_args: &[String]) -> Result {
     let mirror = nvidia_mirror()?;
     let cuda13 = cuda13_mirror()?;
     let cudnn = cudnn_mirror()?;
     let cmake = cmake()?;
     for suite in ["nvidia_mirror", "toolkit"] {
-        sh(Command::new(cargo())
-            .current_dir(root())
-            .args([
-                "test",
-                "--release",
-                "-p",
-                "redist-cli",
-                "--test",
-                suite,
-                "--",
-                "--ignored",
-                "--test-threads",
-                "1",
-            ])
+        sh(ignored_suite(suite)
             .env("REDIST_NVIDIA_MIRROR", &mirror)
             .env("REDIST_CUDA13_MIRROR", &cuda13)
             .env("REDIST_CUDNN_MIRROR", &cudnn)
@@ -324,22 +337,8 @@ fn e2e_nix(_args: &[String]) -> Result {
     let redist = dist()?;
     let mirror = nvidia_mirror()?;
     let cuda13 = cuda13_mirror()?;
-    let cargo = cargo();
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "redist-cli",
-            "--test",
-            "nix",
-            "--",
-            "--ignored",
-            "--test-threads",
-            "1",
-        ])
-        .env("REDIST_STATIC", &redist)
+    let mut cmd = ignored_suite("nix");
+    cmd.env("REDIST_STATIC", &redist)
         .env("REDIST_NVIDIA_MIRROR", &mirror)
         .env("REDIST_CUDA13_MIRROR", &cuda13);
     sh(&mut cmd)

@@ -184,23 +184,7 @@ const DEFAULT_13: &[&str] = &[
 /// `bin/nvcc.profile` as NVIDIA's redist archive of cuda_nvcc 13 ships it:
 /// the wheel's copy drops `$(_TARGET_DIR_)` and `$(_TARGET_SIZE_)`, the
 /// archive keeps them.
-const NVCC_PROFILE_13: &str = r#"
-TOP              = $(_HERE_)/..
-
-CICC_PATH        = $(TOP)/nvvm/bin
-NVVMIR_LIBRARY_DIR = $(TOP)/nvvm/libdevice
-
-LD_LIBRARY_PATH += $(TOP)/lib:
-PATH            += $(CICC_PATH):$(_HERE_):
-
-INCLUDES        +=  "-I$(TOP)/$(_TARGET_DIR_)/include" $(_SPACE_)
-SYSTEM_INCLUDES +=  "-isystem" "$(TOP)/$(_TARGET_DIR_)/include/cccl" $(_SPACE_)
-
-LIBRARIES        =+ $(_SPACE_) "-L$(TOP)/$(_TARGET_DIR_)/lib$(_TARGET_SIZE_)/stubs" "-L$(TOP)/$(_TARGET_DIR_)/lib$(_TARGET_SIZE_)"
-
-CUDAFE_FLAGS    +=
-PTXAS_FLAGS     +=
-"#;
+const NVCC_PROFILE_13: &str = include_str!("../../testdata/cuda/nvcc.profile");
 
 const LICENSE_TEXT: &str =
     "Test fixture repacked from NVIDIA's PyPI wheels; see the wheel's own license.\n";

@@ -153,6 +153,17 @@ fn dlopens(lib: &Path) -> std::process::Output {
         .expect("python3 runs")
 }
 
+/// The autopatch report of one file.
+fn file_report(report: &serde_json::Value, path: &str) -> serde_json::Value {
+    report["autopatch"]["files"]
+        .as_array()
+        .expect("autopatch files")
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in the report"))
+        .clone()
+}
+
 /// `bytes` with edits made by elfpatch (a RUNPATH, a DT_NEEDED), as a
 /// vendor's linker would have left them.
 fn edited(bytes: &[u8], edits: elfpatch::Edits) -> Vec<u8> {
@@ -169,13 +180,7 @@ fn driver_libraries_come_from_the_driver() {
         &out,
         &["--json"],
     ));
-    let user = report["autopatch"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "lib/lib/libcudauser.so")
-        .unwrap()
-        .clone();
+    let user = file_report(&report, "lib/lib/libcudauser.so");
     assert_eq!(
         user["needs"]["libcuda.so.1"],
         serde_json::json!({"from": "driver"})
@@ -241,13 +246,7 @@ fn a_files_own_absolute_runpath_is_searched_and_kept() {
         Some(format!("{}:$ORIGIN", ext.display())),
         "the directory that satisfied the need, then the archive's $ORIGIN"
     );
-    let f = report["autopatch"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "lib/lib/libuser.so.1")
-        .unwrap()
-        .clone();
+    let f = file_report(&report, "lib/lib/libuser.so.1");
     assert_eq!(
         f["needs"]["libdep.so.1"],
         serde_json::json!({"from": "runpath", "dir": ext.display().to_string()})
@@ -329,13 +328,7 @@ fn interpreter_decides_what_the_system_provides() {
     let archive = d.archive(&a, Compression::Xz);
     // Without --interpreter, libz is left to this machine's loader.
     let report = ok_json(&unpack(&archive, &d.join("host"), &["--json"]));
-    let user = report["autopatch"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "lib/lib/libuser.so.1")
-        .unwrap()
-        .clone();
+    let user = file_report(&report, "lib/lib/libuser.so.1");
     assert_eq!(user["needs"]["libz.so.1"]["from"], "system");
 
     // Another glibc: a directory with the loader and libc, no libz.
@@ -382,13 +375,7 @@ fn interpreter_decides_what_the_system_provides() {
             zdir.to_str().unwrap(),
         ],
     ));
-    let user = report["autopatch"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "lib/lib/libuser.so.1")
-        .unwrap()
-        .clone();
+    let user = file_report(&report, "lib/lib/libuser.so.1");
     assert_eq!(user["needs"]["libz.so.1"]["from"], "dep");
     assert_eq!(user["needs"]["libdep.so.1"]["from"], "own");
 }
@@ -423,13 +410,7 @@ fn rpath_files_are_reported_as_such() {
     );
     let out2 = d.join("out2");
     let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out2, &["--json"]));
-    let user = report["autopatch"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "lib/lib/libuser.so.1")
-        .unwrap()
-        .clone();
+    let user = file_report(&report, "lib/lib/libuser.so.1");
     assert_eq!(user["tag"], "DT_RPATH");
     assert_eq!(user["changed"], false);
     assert_eq!(

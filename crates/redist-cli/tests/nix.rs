@@ -150,6 +150,19 @@ struct Setup {
     _server: redist_fixtures::http::Server,
 }
 
+impl Setup {
+    /// The store path of the static redist the generated expression uses.
+    fn builder(&self) -> String {
+        std::fs::read_to_string(self.d.join("redist.nix"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("{ redist ? "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    }
+}
+
 fn setup() -> Setup {
     assert!(
         nix("nix-build").arg("--version").output().is_ok(),
@@ -350,13 +363,7 @@ fn nvidia_components_build_under_nix() {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().contains("redistrib_"))
         .unwrap();
-    let builder = std::fs::read_to_string(s.d.join("redist.nix"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("{ redist ? "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
+    let builder = s.builder();
     let o = run(
         &[
             "nix-expr".as_ref(),
@@ -416,13 +423,7 @@ fn cuda13_nvcc_from_the_store_compiles_against_its_toolkit_deps() {
     let s = setup();
     let server = redist_fixtures::http::Server::start(mirror.clone());
     let url = server.url("");
-    let builder = std::fs::read_to_string(s.d.join("redist.nix"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("{ redist ? "))
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
+    let builder = s.builder();
     let parts = [
         "cuda_nvcc",
         "cuda_cudart",
