@@ -618,6 +618,69 @@ mod tests {
     }
 
     #[test]
+    fn driver_runpath_defaults_to_nixos_and_can_be_turned_off() {
+        let base = [("src", "/s"), ("outputs", "out"), ("out", "/o")];
+        let b = Builder::from_vars(&vars(&base)).unwrap();
+        assert_eq!(b.driver_runpath.as_deref(), Some("/run/opengl-driver/lib"));
+        let mut off = base.to_vec();
+        off.push(("driverRunpath", ""));
+        assert_eq!(
+            Builder::from_vars(&vars(&off)).unwrap().driver_runpath,
+            None
+        );
+        let mut other = base.to_vec();
+        other.push(("driverRunpath", "/usr/lib/nvidia"));
+        other.push((
+            "toolkitDeps",
+            "/nix/store/a-cudart-include /nix/store/b-crt-include",
+        ));
+        let b = Builder::from_vars(&vars(&other)).unwrap();
+        assert_eq!(b.driver_runpath.as_deref(), Some("/usr/lib/nvidia"));
+        assert_eq!(b.toolkit_deps.len(), 2);
+        let a: Value = serde_json::json!({
+            "src": "/s", "outputs": {"out": "/o"}, "driverRunpath": "",
+            "toolkitDeps": ["/nix/store/a-cudart-include"]
+        });
+        let b = Builder::from_attrs(&a, &vars(&[])).unwrap();
+        assert_eq!(b.driver_runpath, None);
+        assert_eq!(
+            b.toolkit_deps,
+            [PathBuf::from("/nix/store/a-cudart-include")]
+        );
+    }
+
+    #[test]
+    fn nvcc_gets_the_compiler_parts_of_the_set_as_toolkit_deps() {
+        let c = |p: &str| ExprComponent {
+            pname: p.into(),
+            version: "13.0".into(),
+            url: format!("file:///m/{p}.tar.xz"),
+            sha256: "ab".into(),
+            outputs: BTreeSet::new(),
+        };
+        let e = expression(
+            "cuda 13",
+            "/nix/store/r-redist",
+            "x86_64-linux",
+            &[
+                c("cuda_nvcc"),
+                c("cuda_cudart"),
+                c("libnvvm"),
+                c("cuda_nvrtc"),
+            ],
+        );
+        assert!(
+            e.contains("toolkitDeps = [ self.\"cuda_cudart\" self.\"libnvvm\" ];"),
+            "{e}"
+        );
+        assert_eq!(e.matches("toolkitDeps = [ self").count(), 1, "{e}");
+        assert!(
+            e.contains(", driverRunpath ? \"/run/opengl-driver/lib\"\n"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_attributes_are_named() {
         let e = Builder::from_vars(&vars(&[("outputs", "out")]))
             .unwrap_err()
