@@ -8,7 +8,8 @@
 //! source ─▶ decode (own thread; xz · gzip · zstd · tar by magic bytes)
 //!        ─▶ unpack (tar entries, safety rules, root stripped)
 //!        ─▶ layout (path ─▶ output: bin, lib, static, stubs, include, dev, …)
-//!        ─▶ fixup (pkg-config paths, unversioned links)
+//!        ─▶ fixup (pkg-config paths, unversioned links, nvcc.profile: `toolkit`)
+//!        ─▶ autopatch (RUNPATH and interpreter of every ELF file)
 //!        ─▶ publish (staging directory renamed into place) ─▶ report
 //! ```
 //!
