@@ -262,8 +262,16 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
                 c.component, c.version, c.files
             );
         }
-        for t in &report.toolkit {
-            println!("  toolkit: {t}");
+        match report.layout {
+            Mode::Merged if !report.toolkit.is_empty() => println!(
+                "  the .run installer's layout: {} (links)",
+                report.toolkit.join(", ")
+            ),
+            _ => {
+                for t in &report.toolkit {
+                    println!("  {t}");
+                }
+            }
         }
     }
     Ok(())
