@@ -350,7 +350,7 @@ pub fn rewrite_profile(
         out.push_str(&new_tokens.join(" "));
         out.push_str(eol);
     }
-    if understood == 0 || !uses_targets && !text.contains("$(TOP)/include") {
+    if understood == 0 || (!uses_targets && !text.contains("$(TOP)/include")) {
         return Err("it names no `$(TOP)/$(_TARGET_DIR_)` include or library directory".into());
     }
     Ok((out != text).then_some(out))
