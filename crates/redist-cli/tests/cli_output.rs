@@ -80,9 +80,9 @@ fn help_texts_teach_each_command() {
     }
 }
 
-fn shared_manifest(name: &str) -> String {
+fn real_manifest(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../testdata/manifests")
+        .join("../../testdata/manifests")
         .join(name)
         .display()
         .to_string()
@@ -90,8 +90,8 @@ fn shared_manifest(name: &str) -> String {
 
 #[test]
 fn list_tables_of_the_real_manifests() {
-    let cuda = shared_manifest("cuda_redistrib_12.9.1.json");
-    let cudnn = shared_manifest("cudnn_redistrib_9.13.0.json");
+    let cuda = real_manifest("cuda_redistrib_12.9.1.json");
+    let cudnn = real_manifest("cudnn_redistrib_9.13.0.json");
     let dir = Path::new(&cuda).parent().unwrap().to_owned();
     for (name, args) in [
         (

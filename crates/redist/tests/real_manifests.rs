@@ -4,7 +4,7 @@ use redist::manifest::{Manifest, PlatformEntry};
 
 fn load(name: &str) -> Manifest {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../testdata/manifests")
+        .join("../../testdata/manifests")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Manifest::parse(&text, name).unwrap()
