@@ -75,10 +75,11 @@ pub struct Edits {
     pub interpreter: Option<String>,
     /// What to do with the search path.
     pub runpath: RunpathEdit,
-    /// Write `DT_RPATH` instead of `DT_RUNPATH`. Without it, like patchelf,
-    /// an edit that changes the search path turns an existing `DT_RPATH`
-    /// into `DT_RUNPATH` (and with it, a `DT_RUNPATH` into `DT_RPATH`). Setting
-    /// the value a file already has changes nothing, whatever the tag.
+    /// Write `DT_RPATH` instead of `DT_RUNPATH`. Without it, like patchelf
+    /// 0.19, a search-path edit turns an existing `DT_RPATH` into
+    /// `DT_RUNPATH` (and with it, a `DT_RUNPATH` into `DT_RPATH`) — also when
+    /// the value stays the same. The same value under the requested tag
+    /// changes nothing.
     pub force_rpath: bool,
     /// Libraries to add as `DT_NEEDED` (before the existing ones, like
     /// patchelf; names already needed are skipped).
@@ -287,11 +288,21 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     } else {
         Default::default()
     };
-    let (mut content, dynstr_copy) = if any_new_string {
+    let (mut content, dynstr_placed) = if any_new_string {
         place_strings(view, edits, &mut entries, &tables)?
     } else {
         (Vec::new(), None)
     };
+    // Bytes an edit abandons are cleared (first, so that anything written
+    // there later wins): Nix scans every byte of a file for store paths.
+    let mut abandoned: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut dynstr_copy = None;
+    if let Some((copy, old)) = dynstr_placed {
+        if let Some(t) = &view.dynstr {
+            abandoned.extend(old.into_iter().map(|(o, b)| (t.offset + o, b)));
+        }
+        dynstr_copy = Some(copy);
+    }
 
     // 3. Interpreter and dynamic section capacity.
     let mut new_interp: Option<Vec<u8>> = None;
@@ -305,11 +316,13 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 bytes.resize(p.p_filesz as usize, 0);
                 content.push((p.p_offset, bytes));
             } else {
+                abandoned.push((p.p_offset, vec![0; p.p_filesz as usize]));
                 new_interp = Some(bytes);
             }
         }
     }
     let mut move_dynamic = dynamic_grows(view, &entries);
+    content.splice(0..0, abandoned);
 
     // 4. Layout.
     let mut phdrs: Vec<ProgramHeader> = view.phdrs.clone();
@@ -438,6 +451,10 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         if let Target::Shift { by } = target {
             shift = by;
             shift_offsets(&mut phdrs, &mut shdrs, by, page);
+            // The old table moves up with everything else and is replaced
+            // by the one at the start: clear it.
+            let size = u64::from(view.header.e_phnum) * view.codec.phdr_size();
+            content.insert(0, (view.header.e_phoff, vec![0; size as usize]));
         }
         // A new segment starts above every other one, on a boundary of the
         // page size and of the largest alignment the file was linked for,
@@ -840,7 +857,9 @@ fn shift_offsets(phdrs: &mut [ProgramHeader], shdrs: &mut [SectionHeader], by: u
 }
 
 /// Content writes and a new `.dynstr` (when strings had to be appended).
-type Placed = (Vec<(u64, Vec<u8>)>, Option<Vec<u8>>);
+/// Content writes, and the new `.dynstr` with the old one's abandoned
+/// ranges when strings had to be appended.
+type Placed = (Vec<(u64, Vec<u8>)>, Option<(Vec<u8>, Vec<(u64, Vec<u8>)>)>);
 
 /// Places every new string (entries with `new_str`, and `.gnu.version_r`
 /// file names that follow a renamed library), sets the entries' offsets, and
@@ -910,7 +929,7 @@ fn place_strings(
     for (off, bytes) in placed.patches {
         content.push((table.offset + off, bytes));
     }
-    Ok((content, placed.copy))
+    Ok((content, placed.copy.map(|c| (c, placed.abandoned))))
 }
 
 /// The index of the [`Want`] for `value`, added when new.
@@ -1116,14 +1135,26 @@ fn edit_runpath(view: &View<'_>, entries: &mut Vec<Entry>, edits: &Edits, probe:
             shrink(&old, &needed, allowed_prefixes, view.machine(), probe)
         }
     };
-    // Like patchelf: the same search path is no change at all, whichever
-    // tag holds it (no DT_RPATH → DT_RUNPATH conversion either).
     let current = current_path(entries);
-    if current.as_deref().unwrap_or_default() == new_value {
-        return;
-    }
     let runpath = find(entries, DT_RUNPATH);
     let rpath = find(entries, DT_RPATH);
+    // Like patchelf 0.19, the tag is part of the result: the same search
+    // path under the other tag is still converted (DT_RPATH → DT_RUNPATH,
+    // or the reverse with `force_rpath`); the same path under the right
+    // tag is no change at all.
+    if current.as_deref().unwrap_or_default() == new_value {
+        match (edits.force_rpath, runpath, rpath) {
+            (false, None, Some(p)) => entries[p].tag = DT_RUNPATH,
+            (true, Some(r), p) => {
+                entries[r].tag = DT_RPATH;
+                if let Some(p) = p {
+                    entries.remove(p);
+                }
+            }
+            _ => {}
+        }
+        return;
+    }
     if !edits.force_rpath {
         match (runpath, rpath) {
             (Some(r), p) => {

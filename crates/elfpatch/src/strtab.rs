@@ -65,6 +65,9 @@ pub(crate) struct Placement {
     pub patches: Vec<(u64, Vec<u8>)>,
     /// The whole new table, when some string had to be appended.
     pub copy: Option<Vec<u8>>,
+    /// With a copy: ranges of the old table (offset inside it, zeros) that
+    /// held the edited strings' old values, to clear.
+    pub abandoned: Vec<(u64, Vec<u8>)>,
 }
 
 fn nul_at_or_after(table: &[u8], off: u64) -> Option<usize> {
@@ -162,10 +165,15 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
 
     // 3. At the end of a copy.
     if offsets.iter().all(Option::is_some) {
+        let offsets: Vec<u64> = offsets.into_iter().flatten().collect();
+        if refs.complete {
+            scrub_abandoned(table, refs, wants, &offsets, &mut patches);
+        }
         return Placement {
-            offsets: offsets.into_iter().flatten().collect(),
+            offsets,
             patches,
             copy: None,
+            abandoned: Vec::new(),
         };
     }
     let mut copy = table.to_vec();
@@ -188,6 +196,27 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
     if copy.is_empty() {
         copy.push(0);
     }
+    if refs.complete {
+        // Nothing stale survives in the copy: the old values of the edited
+        // strings that no reference reads any more are cleared.
+        let placed: Vec<u64> = offsets.iter().flatten().copied().collect();
+        let mut clear = Vec::new();
+        scrub_abandoned(&copy, refs, wants, &placed, &mut clear);
+        for (o, b) in clear {
+            copy[o as usize..o as usize + b.len()].copy_from_slice(&b);
+        }
+    }
+    // The old table is abandoned as a whole (every reference now reads the
+    // copy): the old values of the edited strings are cleared there too.
+    let abandoned = wants
+        .iter()
+        .flat_map(|w| &w.old)
+        .filter_map(|&o| {
+            let n = nul_at_or_after(table, o)?;
+            let start = usize::try_from(o).ok()?;
+            (start < n).then(|| (o, vec![0; n - start]))
+        })
+        .collect();
     for (i, w) in wants.iter().enumerate() {
         if offsets[i].is_none() {
             offsets[i] = Some(copy.len() as u64);
@@ -199,6 +228,47 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
         offsets: offsets.into_iter().flatten().collect(),
         patches: Vec::new(),
         copy: Some(copy),
+        abandoned,
+    }
+}
+
+/// Which bytes of `table` belong to a string some offset in `refs` reads
+/// (from the offset to its NUL, inclusive).
+fn live_bytes(table: &[u8], refs: impl Iterator<Item = u64>) -> Vec<bool> {
+    let mut live = vec![false; table.len()];
+    for o in refs {
+        if let (Ok(start), Some(n)) = (usize::try_from(o), nul_at_or_after(table, o)) {
+            live[start..=n].iter_mut().for_each(|l| *l = true);
+        }
+    }
+    live
+}
+
+/// In-place edits: the old value of an edited string that no reference
+/// reads any more (its users moved to another string) is cleared, so no
+/// stale path survives in the file (Nix scans every byte for store paths).
+fn scrub_abandoned(
+    table: &[u8],
+    refs: &Refs,
+    wants: &[Want],
+    offsets: &[u64],
+    patches: &mut Vec<(u64, Vec<u8>)>,
+) {
+    let mut after = table.to_vec();
+    for (o, b) in patches.iter() {
+        after[*o as usize..*o as usize + b.len()].copy_from_slice(b);
+    }
+    let live = live_bytes(&after, refs.fixed.iter().chain(offsets).copied());
+    for w in wants {
+        for &o in &w.old {
+            let (Ok(start), Some(n)) = (usize::try_from(o), nul_at_or_after(&after, o)) else {
+                continue;
+            };
+            if start < n && !live[start..n].iter().any(|&l| l) {
+                patches.push((o, vec![0; n - start]));
+                after[start..n].iter_mut().for_each(|b| *b = 0);
+            }
+        }
     }
 }
 
@@ -277,6 +347,39 @@ mod tests {
         assert_eq!(&copy[..11], b"\0libc.so.6\0");
         assert_eq!(p.offsets, vec![11]);
         assert_eq!(&copy[11..], format!("{long}\0").as_bytes());
+    }
+
+    #[test]
+    fn copy_clears_strings_nobody_references() {
+        // "/opt/lib" is abandoned, "sym" after it is a symbol name.
+        let table = b"\0libc.so.6\0/opt/lib\0sym\0";
+        let refs = Refs {
+            fixed: vec![1, 20],
+            complete: true,
+        };
+        let long = "/a/much/longer/path";
+        let p = place(table, &refs, &[want(long, &[11])]);
+        let copy = p.copy.unwrap();
+        assert_eq!(
+            &copy[..table.len()],
+            b"\0libc.so.6\0\0\0\0\0\0\0\0\0\0sym\0"
+        );
+        assert_eq!(&copy[table.len()..], format!("{long}\0").as_bytes());
+        assert_eq!(p.abandoned, vec![(11, vec![0; 8])]);
+    }
+
+    #[test]
+    fn a_string_left_for_an_existing_one_is_cleared() {
+        // RUNPATH "/opt/lib" becomes "libc.so.6", too long for its slot
+        // but already there: the old slot is unreferenced and cleared.
+        let refs = Refs {
+            fixed: vec![1],
+            complete: true,
+        };
+        let p = place(TABLE, &refs, &[want("libc.so.6", &[11])]);
+        assert_eq!(p.copy, None);
+        assert_eq!(p.offsets, vec![1]);
+        assert_eq!(p.patches, vec![(11, vec![0; 8])]);
     }
 
     #[test]

@@ -243,9 +243,28 @@ fn rpath_is_converted_to_runpath_unless_forced() {
     let orig = d.copy(&exe, "orig/main");
     assert_eq!(readelf_rpath(&exe), Some(libdir.clone()));
 
-    // The same value is no change at all, like patchelf.
-    assert!(!patch_file(&exe, &set_runpath(&libdir)).unwrap().changed);
+    // The same value still converts the tag, like patchelf 0.19 …
+    let same_orig = d.copy(&exe, "orig/same");
+    let out = patch_file(&exe, &set_runpath(&libdir)).unwrap();
+    assert!(out.changed);
+    assert_eq!(readelf_rpath(&exe), None);
+    assert_eq!(readelf_runpath(&exe), Some(libdir.clone()));
+    assert!(out.bytes_written <= 8, "only the tag: {out:?}");
+    assert_eq!(run(&exe, None), expected);
+    // … and back with force_rpath; then the same value under the same tag
+    // is no change at all.
+    let forced_same = Edits {
+        force_rpath: true,
+        ..set_runpath(&libdir)
+    };
+    assert!(patch_file(&exe, &forced_same).unwrap().changed);
     assert_eq!(readelf_rpath(&exe), Some(libdir.clone()));
+    assert_eq!(readelf_runpath(&exe), None);
+    assert_eq!(
+        std::fs::read(&exe).unwrap(),
+        std::fs::read(&same_orig).unwrap()
+    );
+    assert!(!patch_file(&exe, &forced_same).unwrap().changed);
 
     // A new value converts DT_RPATH to DT_RUNPATH.
     let new = format!("/opt/x:{libdir}");

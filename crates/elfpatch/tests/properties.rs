@@ -292,6 +292,12 @@ impl Model {
             }
         };
         if current.unwrap_or_default() == new {
+            // patchelf 0.19: the tag still converts.
+            match (e.force_rpath, self.runpath.is_some(), self.rpath.is_some()) {
+                (false, false, true) => self.runpath = self.rpath.take(),
+                (true, true, _) => self.rpath = self.runpath.take(),
+                _ => {}
+            }
             return;
         }
         match (e.force_rpath, self.runpath.is_some(), self.rpath.is_some()) {
@@ -384,6 +390,8 @@ fn run_sequence(fix: &Fixture, steps: &[Edits]) -> Result<Vec<u8>, TestCaseError
                 (Some(r), _) | (None, Some(r)) => RunpathEdit::Set(r.clone()),
                 (None, None) => RunpathEdit::Keep,
             },
+            // The tag is part of the value: a DT_RPATH stays one only when forced.
+            force_rpath: model.runpath.is_none() && model.rpath.is_some(),
             soname: model.soname.clone(),
             interpreter: model.interpreter.clone(),
             add_needed: model.needed.clone(),

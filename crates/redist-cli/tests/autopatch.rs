@@ -381,7 +381,9 @@ fn interpreter_decides_what_the_system_provides() {
 }
 
 #[test]
-fn rpath_files_are_reported_as_such() {
+fn rpath_files_end_with_runpath_like_nixpkgs() {
+    // A library linked with DT_RPATH $ORIGIN (what nixpkgs' patchelf 0.19
+    // --set-rpath turns into DT_RUNPATH, even for the same value).
     let d = Dir::new();
     let l = linked();
     let libuser = edited(
@@ -391,6 +393,10 @@ fn rpath_files_are_reported_as_such() {
             force_rpath: true,
             ..Default::default()
         },
+    );
+    assert_eq!(
+        elfpatch::read_bytes(&libuser).unwrap().rpath.as_deref(),
+        Some("$ORIGIN")
     );
     let a = redist_archive(
         "cuda_app",
@@ -404,21 +410,19 @@ fn rpath_files_are_reported_as_such() {
     let o = unpack(&d.archive(&a, Compression::Xz), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("lib/lib/libuser.so.1: unchanged, keeps DT_RPATH $ORIGIN"),
+        stdout(&o).contains("lib/lib/libuser.so.1: RUNPATH $ORIGIN"),
         "{}",
         stdout(&o)
     );
     let out2 = d.join("out2");
     let report = ok_json(&unpack(&d.archive(&a, Compression::Xz), &out2, &["--json"]));
     let user = file_report(&report, "lib/lib/libuser.so.1");
-    assert_eq!(user["tag"], "DT_RPATH");
-    assert_eq!(user["changed"], false);
+    assert_eq!(user["tag"], "DT_RUNPATH");
+    assert_eq!(user["changed"], true);
+    let info = elfpatch::read(&out2.join("lib/lib/libuser.so.1")).unwrap();
     assert_eq!(
-        elfpatch::read(&out2.join("lib/lib/libuser.so.1"))
-            .unwrap()
-            .rpath
-            .as_deref(),
-        Some("$ORIGIN")
+        (info.runpath.as_deref(), info.rpath),
+        (Some("$ORIGIN"), None)
     );
 }
 
