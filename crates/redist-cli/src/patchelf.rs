@@ -178,21 +178,61 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
             }
         }
     }
-    let target = match &a.output {
-        Some(o) => {
-            if let Err(e) = std::fs::copy(file, o) {
-                return (out, Some(format!("cannot write {}: {e}", o.display())));
+    if let Some(dest) = &a.output {
+        return (out, write_output(file, dest, edits).err());
+    }
+    // Like patchelf, the file is read and checked even when nothing is
+    // asked of it.
+    if edits.is_empty() {
+        if !prints {
+            if let Err(e) = elfpatch::read(file) {
+                return (out, Some(e.to_string()));
             }
-            o.clone()
         }
-        None => file.clone(),
-    };
-    if !edits.is_empty() {
-        if let Err(e) = elfpatch::patch_file(&target, edits) {
-            return (out, Some(e.to_string()));
-        }
+    } else if let Err(e) = elfpatch::patch_file(file, edits) {
+        return (out, Some(e.to_string()));
     }
     (out, None)
+}
+
+/// `--output DEST`: the edited bytes go to `DEST` only once they are
+/// complete — through a file beside it renamed into place, or straight
+/// into a device such as `/dev/null` — and nothing is ever read back from
+/// `DEST`. On failure `DEST` is left as it was.
+fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let data = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let result = if edits.is_empty() {
+        elfpatch::read_bytes(&data).map_err(|e| format!("{}: {e}", file.display()))?;
+        data
+    } else {
+        elfpatch::patch_bytes(&data, edits).map_err(|e| format!("{}: {e}", file.display()))?
+    };
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
+    let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if special {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dest)
+            .map_err(cannot)?;
+        return f.write_all(&result).map_err(cannot);
+    }
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".patchelf-output-")
+        .tempfile_in(&dir)
+        .map_err(cannot)?;
+    tmp.write_all(&result).map_err(cannot)?;
+    let mode = std::fs::metadata(file).map_or(0o755, |m| m.permissions().mode() & 0o7777);
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(cannot)?;
+    tmp.persist(dest).map_err(|e| cannot(e.error))?;
+    Ok(())
 }
 
 /// Run; returns the exit code.

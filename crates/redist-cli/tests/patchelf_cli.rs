@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -331,4 +332,93 @@ fn errors_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     let o = run_tool(&me, &["--print-rpath".as_ref()]);
     assert_eq!(o.status.code(), Some(2), "usage errors are clap's 2");
+}
+
+#[test]
+fn output_is_written_whole_or_not_at_all() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let lib = files.iter().find(|p| p.ends_with("librunpath.so")).unwrap();
+    let before = std::fs::read(lib).unwrap();
+    // A device: written to, never read back, never replaced.
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            "/x".as_ref(),
+            "--output".as_ref(),
+            "/dev/null".as_ref(),
+            lib.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(
+        std::fs::read(lib).unwrap(),
+        before,
+        "the input is untouched"
+    );
+
+    // A failing edit leaves nothing at the output path.
+    std::fs::write(d.join("notelf"), "hello\n").unwrap();
+    let dest = d.join("out/never.so");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            "/x".as_ref(),
+            "--output".as_ref(),
+            dest.as_os_str(),
+            d.join("notelf").as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dest.exists());
+    assert_eq!(
+        std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+
+    // Only --output: the file is checked and copied, like patchelf.
+    let copy_out = d.join("out/copy.so");
+    let o = run_tool(
+        &me,
+        &["--output".as_ref(), copy_out.as_os_str(), lib.as_os_str()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&copy_out).unwrap(), before);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&copy_out).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "the input's mode"
+    );
+    let o = run_tool(
+        &me,
+        &[
+            "--output".as_ref(),
+            d.join("out/bad").as_os_str(),
+            d.join("notelf").as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "a corrupt input is an error");
+    assert!(!d.join("out/bad").exists());
+}
+
+#[test]
+fn no_edit_still_checks_the_file() {
+    let d = Dir::new();
+    let me = ours(&d);
+    std::fs::write(d.join("notelf"), "hello\n").unwrap();
+    let o = run_tool(&me, &[d.join("notelf").as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("notelf"), "{}", stderr(&o));
+    let o = run_tool(&oracle(), &[d.join("notelf").as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "patchelf agrees");
 }
