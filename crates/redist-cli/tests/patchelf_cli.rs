@@ -419,6 +419,6 @@ fn no_edit_still_checks_the_file() {
     let o = run_tool(&me, &[d.join("notelf").as_os_str()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("notelf"), "{}", stderr(&o));
-    let o = run_tool(&oracle(), &[d.join("notelf").as_os_str()]);
+    let o = run_tool(oracle(), &[d.join("notelf").as_os_str()]);
     assert_eq!(o.status.code(), Some(1), "patchelf agrees");
 }
