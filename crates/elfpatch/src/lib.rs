@@ -153,6 +153,10 @@ pub struct Info {
     /// No interpreter and nothing to link dynamically: no `PT_DYNAMIC`, or a
     /// static PIE (`DF_1_PIE` with no `DT_NEEDED`).
     pub is_static: bool,
+    /// A `PT_DYNAMIC` whose bytes are not in the file (p_filesz 0, as
+    /// `strip --only-keep-debug` leaves it): no dynamic section to read or
+    /// edit, like patchelf.
+    pub empty_dynamic: bool,
 }
 
 impl Info {
@@ -191,6 +195,7 @@ impl Info {
             rpath: first(DT_RPATH),
             soname: first(DT_SONAME),
             is_static: v.interp.is_none() && (v.dynamic.is_none() || static_pie),
+            empty_dynamic: v.empty_dynamic,
             needed,
         }
     }

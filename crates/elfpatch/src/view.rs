@@ -164,6 +164,9 @@ pub struct View<'a> {
     pub(crate) shdrs: Vec<SectionHeader>,
     pub(crate) interp: Option<Interp>,
     pub(crate) dynamic: Option<Dynamic>,
+    /// A `PT_DYNAMIC` with no bytes in the file (`strip --only-keep-debug`
+    /// output): like patchelf, no dynamic section, not a malformed one.
+    pub(crate) empty_dynamic: bool,
     pub(crate) dynstr: Option<Strtab>,
 }
 
@@ -226,6 +229,7 @@ impl<'a> View<'a> {
             shdrs: Vec::new(),
             interp: None,
             dynamic: None,
+            empty_dynamic: false,
             dynstr: None,
         };
         view.parse_phdrs()?;
@@ -456,6 +460,20 @@ impl<'a> View<'a> {
             if found.is_some() {
                 return Err(Malformed::Duplicate("PT_INTERP").into());
             }
+            if p.p_filesz == 0 {
+                // Its bytes were stripped (`strip --only-keep-debug`): an
+                // empty interpreter, which an edit may replace.
+                // `.interp` (NOBITS now) follows where the bytes go.
+                let shdr = self.shdrs.iter().position(|s| {
+                    s.sh_type == SHT_NOBITS && s.sh_addr == p.p_vaddr && s.sh_addr != 0
+                });
+                found = Some(Interp {
+                    phdr: i,
+                    shdr,
+                    value: Vec::new(),
+                });
+                continue;
+            }
             let bytes = self.read(p.p_offset, p.p_filesz, "PT_INTERP")?;
             let len = bytes
                 .iter()
@@ -489,6 +507,10 @@ impl<'a> View<'a> {
         }
         let Some(phdr) = index else { return Ok(()) };
         let p = &self.phdrs[phdr];
+        if p.p_filesz == 0 {
+            self.empty_dynamic = true;
+            return Ok(());
+        }
         let entsize = self.codec.dyn_size();
         let shdr = self.shdrs.iter().position(|s| s.sh_type == SHT_DYNAMIC);
         if let Some(s) = shdr {

@@ -163,7 +163,9 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
         if (a.print_rpath || a.print_needed) && !dynamic && info.interpreter.is_none() {
             return (out, Some("cannot find section '.dynamic'. The input file is most likely statically linked".into()));
         }
-        if a.print_rpath {
+        // An empty PT_DYNAMIC (a debug-only file) has no search path to
+        // print, and patchelf prints nothing at all for it.
+        if a.print_rpath && !info.empty_dynamic {
             out.push_str(
                 info.runpath
                     .as_deref()

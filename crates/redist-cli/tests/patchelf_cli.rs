@@ -422,3 +422,62 @@ fn no_edit_still_checks_the_file() {
     let o = run_tool(oracle(), &[d.join("notelf").as_os_str()]);
     assert_eq!(o.status.code(), Some(1), "patchelf agrees");
 }
+
+/// `strip --only-keep-debug` output: PT_INTERP and PT_DYNAMIC with no bytes
+/// in the file. patchelf treats it as a file without a dynamic section.
+#[test]
+fn debug_only_files_read_like_patchelf_and_take_an_interpreter() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let exe = fixtures(&d)
+        .into_iter()
+        .find(|p| p.ends_with("app"))
+        .unwrap();
+    let dbg = d.join("app.debug");
+    let st = Command::new("strip")
+        .arg("--only-keep-debug")
+        .arg(&exe)
+        .arg("-o")
+        .arg(&dbg)
+        .status()
+        .expect("strip (binutils)");
+    assert!(st.success());
+    // (Debian's patchelf 0.14 reads the stripped `.dynamic` bytes from the
+    // file anyway and prints whatever lies there for --print-needed: no
+    // oracle for that one.)
+    let mine = run_tool(&me, &["--print-needed".as_ref(), dbg.as_os_str()]);
+    assert_eq!(
+        (mine.status.code(), stdout(&mine)),
+        (Some(0), String::new())
+    );
+    for flag in ["--print-rpath", "--print-interpreter", "--print-soname"] {
+        let theirs = run_tool(oracle(), &[flag.as_ref(), dbg.as_os_str()]);
+        let mine = run_tool(&me, &[flag.as_ref(), dbg.as_os_str()]);
+        assert_eq!(
+            (mine.status.code(), stdout(&mine)),
+            (theirs.status.code(), stdout(&theirs)),
+            "{flag}: {}",
+            stderr(&mine)
+        );
+    }
+    let o = run_tool(
+        &me,
+        &[
+            "--set-interpreter".as_ref(),
+            "/lib64/ld-linux-x86-64.so.2".as_ref(),
+            dbg.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        print(oracle(), "--print-interpreter", &dbg),
+        "/lib64/ld-linux-x86-64.so.2\n"
+    );
+    // An edit of the dynamic section itself is refused clearly.
+    let o = run_tool(
+        &me,
+        &["--set-rpath".as_ref(), "/x".as_ref(), dbg.as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("dynamic"), "{}", stderr(&o));
+}
