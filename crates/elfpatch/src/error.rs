@@ -177,6 +177,11 @@ pub enum Unsupported {
     /// Setting the interpreter of a file without `PT_INTERP`.
     #[error("the file has no PT_INTERP to replace")]
     NoInterpreter,
+    /// Changing the stack's executability of a file without
+    /// `PT_GNU_STACK` (patchelf adds one; its stack is then executable by
+    /// default, which a new header would have to say explicitly).
+    #[error("the file has no PT_GNU_STACK program header (its stack's executability is the loader's default) and none is added")]
+    NoGnuStack,
     /// A requested string contains a NUL byte or is empty where it may not be.
     #[error("invalid {what} {value:?}: {why}")]
     BadValue {

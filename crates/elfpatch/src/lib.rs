@@ -157,6 +157,10 @@ pub struct Info {
     /// `strip --only-keep-debug` leaves it): no dynamic section to read or
     /// edit, like patchelf.
     pub empty_dynamic: bool,
+    /// `PF_X` of `PT_GNU_STACK` (`None`: no such header).
+    pub execstack: Option<bool>,
+    /// `DF_1_NODEFLIB` is set in `DT_FLAGS_1`.
+    pub no_default_lib: bool,
 }
 
 impl Info {
@@ -196,6 +200,12 @@ impl Info {
             soname: first(DT_SONAME),
             is_static: v.interp.is_none() && (v.dynamic.is_none() || static_pie),
             empty_dynamic: v.empty_dynamic,
+            execstack: v
+                .phdrs
+                .iter()
+                .find(|p| p.p_type == goblin::elf::program_header::PT_GNU_STACK)
+                .map(|p| p.p_flags & goblin::elf::program_header::PF_X != 0),
+            no_default_lib: flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
             needed,
         }
     }

@@ -25,12 +25,15 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB};
+use goblin::elf::dynamic::{
+    DF_1_NODEFLIB, DT_DEBUG, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
+    DT_STRTAB,
+};
 use goblin::elf::header::{
     EM_AARCH64, EM_LOONGARCH, EM_MIPS, EM_MIPS_RS3_LE, EM_PPC64, EM_SPARC, EM_SPARC32PLUS,
     EM_SPARCV9, ET_DYN,
 };
-use goblin::elf::program_header::{PF_R, PF_W, PT_LOAD, PT_NULL, PT_PHDR};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_LOAD, PT_NULL, PT_PHDR};
 use goblin::elf::section_header::{SHF_ALLOC, SHT_NULL};
 use goblin::elf::{ProgramHeader, SectionHeader};
 
@@ -94,6 +97,17 @@ pub struct Edits {
     /// Page size for new segments; by default from `e_machine`
     /// ([`default_page_size`]).
     pub page_size: Option<u64>,
+    /// New `EI_OSABI` (patchelf's `--set-os-abi`).
+    pub os_abi: Option<u8>,
+    /// Make the stack executable (`Some(true)`) or not (`Some(false)`):
+    /// `PF_X` of `PT_GNU_STACK`.
+    pub execstack: Option<bool>,
+    /// Set `DF_1_NODEFLIB` in `DT_FLAGS_1` (added when missing): the loader
+    /// then skips its default directories for this file's dependencies.
+    pub no_default_lib: bool,
+    /// Add a `DT_DEBUG` entry when there is none (debuggers find the
+    /// loader's state through it).
+    pub add_debug_tag: bool,
 }
 
 impl Edits {
@@ -105,6 +119,10 @@ impl Edits {
             && self.remove_needed.is_empty()
             && self.replace_needed.is_empty()
             && self.soname.is_none()
+            && self.os_abi.is_none()
+            && self.execstack.is_none()
+            && !self.no_default_lib
+            && !self.add_debug_tag
     }
 
     fn needs_dynamic(&self) -> bool {
@@ -113,6 +131,8 @@ impl Edits {
             || !self.remove_needed.is_empty()
             || !self.replace_needed.is_empty()
             || self.soname.is_some()
+            || self.no_default_lib
+            || self.add_debug_tag
     }
 }
 
@@ -280,6 +300,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     edit_needed(view, &mut entries, edits);
     edit_soname(view, &mut entries, edits);
     edit_runpath(view, &mut entries, edits, probe);
+    edit_flags(&mut entries, edits);
 
     // 2. Strings.
     let any_new_string = entries.iter().any(|e| e.new_str.is_some());
@@ -326,6 +347,17 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
 
     // 4. Layout.
     let mut phdrs: Vec<ProgramHeader> = view.phdrs.clone();
+    if let Some(exec) = edits.execstack {
+        let stack = phdrs
+            .iter_mut()
+            .find(|p| p.p_type == PT_GNU_STACK)
+            .ok_or(Unsupported::NoGnuStack)?;
+        if exec {
+            stack.p_flags |= PF_X;
+        } else {
+            stack.p_flags &= !PF_X;
+        }
+    }
     let mut shdrs: Vec<SectionHeader> = view.shdrs.clone();
     let mut structural: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut new_len = view.file_len;
@@ -782,6 +814,11 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         view.codec.put_ehdr_offsets(&mut ehdr, e_phoff, e_shoff);
         structural.push((0, ehdr));
     }
+    if let Some(abi) = edits.os_abi {
+        if abi != view.osabi() {
+            structural.push((u64::from(goblin::elf::header::EI_OSABI as u8), vec![abi]));
+        }
+    }
     if phnum != view.header.e_phnum {
         let mut b = [0u8; 2];
         view.codec.put_u16(&mut b, 0, phnum);
@@ -1027,6 +1064,26 @@ fn current<'v>(view: &'v View<'_>, e: &'v Entry) -> Option<&'v [u8]> {
 fn set_string(view: &View<'_>, e: &mut Entry, value: &[u8]) {
     let in_file = e.orig.and_then(|_| view.dyn_string(e.val));
     e.new_str = (in_file != Some(value)).then(|| value.to_vec());
+}
+
+/// `no_default_lib` and `add_debug_tag`; like patchelf, a new entry goes
+/// first (`DT_DEBUG`, then `DT_FLAGS_1`).
+fn edit_flags(entries: &mut Vec<Entry>, edits: &Edits) {
+    let numeric = |tag, val| Entry {
+        tag,
+        val,
+        new_str: None,
+        orig: None,
+    };
+    if edits.no_default_lib {
+        match entries.iter_mut().find(|e| e.tag == DT_FLAGS_1) {
+            Some(e) => e.val |= DF_1_NODEFLIB,
+            None => entries.insert(0, numeric(DT_FLAGS_1, DF_1_NODEFLIB)),
+        }
+    }
+    if edits.add_debug_tag && !entries.iter().any(|e| e.tag == DT_DEBUG) {
+        entries.insert(0, numeric(DT_DEBUG, 0));
+    }
 }
 
 fn new_entry(tag: u64, value: &[u8]) -> Entry {

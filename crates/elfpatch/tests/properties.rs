@@ -196,6 +196,7 @@ fn edits(exe: bool) -> impl Strategy<Value = Edits> {
                     replace_needed,
                     soname,
                     page_size,
+                    ..Default::default()
                 }
             },
         )

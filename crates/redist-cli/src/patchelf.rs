@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-/// Edit the interpreter, RUNPATH, DT_NEEDED and SONAME of ELF files, like patchelf.
+/// Edit the interpreter, RUNPATH, DT_NEEDED, SONAME, OS ABI and stack flags of ELF files, like patchelf.
 ///
 /// Prints happen before edits and show the file as it was. Any option that
 /// takes a string also takes @FILE, meaning the contents of FILE.
@@ -71,11 +71,34 @@ pub struct Args {
     /// Write the result here instead of editing in place (one input file only).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Accepted for compatibility; redist never sorts sections.
-    #[arg(long, hide = true)]
+    /// Print EI_OSABI: System V, Linux, FreeBSD, … (0xNN when unnamed).
+    #[arg(long)]
+    print_os_abi: bool,
+    /// Set EI_OSABI: system-v (sysv), hp-ux, netbsd, linux (gnu), gnu-hurd
+    /// (hurd), solaris, aix, irix, freebsd, tru64, openbsd, openvms.
+    #[arg(long, value_name = "ABI")]
+    set_os_abi: Option<String>,
+    /// Print `execstack: X` (executable stack), `-` (not) or `?` (no PT_GNU_STACK).
+    #[arg(long)]
+    print_execstack: bool,
+    /// Clear PF_X of PT_GNU_STACK: a non-executable stack.
+    #[arg(long)]
+    clear_execstack: bool,
+    /// Set PF_X of PT_GNU_STACK: an executable stack.
+    #[arg(long)]
+    set_execstack: bool,
+    /// Set DF_1_NODEFLIB: the loader skips its default directories for this
+    /// file's dependencies.
+    #[arg(long)]
+    no_default_lib: bool,
+    /// Add a DT_DEBUG entry when there is none.
+    #[arg(long)]
+    add_debug_tag: bool,
+    /// Accepted for compatibility; redist never sorts sections or headers.
+    #[arg(long)]
     no_sort: bool,
-    /// Accepted for compatibility.
-    #[arg(long, hide = true)]
+    /// Say on standard error which file is patched and what is written.
+    #[arg(long)]
     debug: bool,
     /// The ELF files.
     #[arg(required = true, value_name = "FILENAME")]
@@ -130,13 +153,73 @@ fn edits(a: &Args) -> Result<elfpatch::Edits, String> {
             .collect(),
         soname: opt(&a.set_soname)?,
         page_size: a.page_size,
+        os_abi: opt(&a.set_os_abi)?.map(|v| os_abi(&v)).transpose()?,
+        // Like patchelf: print beats clear, which beats set.
+        execstack: match (a.print_execstack, a.clear_execstack, a.set_execstack) {
+            (true, _, _) | (false, false, false) => None,
+            (false, true, _) => Some(false),
+            (false, false, true) => Some(true),
+        },
+        no_default_lib: a.no_default_lib,
+        add_debug_tag: a.add_debug_tag,
     })
+}
+
+/// EI_OSABI values and their names, as patchelf prints and accepts them.
+const OS_ABIS: &[(u8, &str, &[&str])] = &[
+    (0, "System V", &["system v", "system-v", "sysv"]),
+    (1, "HP-UX", &["hp-ux"]),
+    (2, "NetBSD", &["netbsd"]),
+    (3, "Linux", &["linux", "gnu"]),
+    (4, "GNU Hurd", &["gnu hurd", "gnu-hurd", "hurd"]),
+    (6, "Solaris", &["solaris"]),
+    (7, "AIX", &["aix"]),
+    (8, "IRIX", &["irix"]),
+    (9, "FreeBSD", &["freebsd"]),
+    (10, "Tru64", &["tru64"]),
+    (12, "OpenBSD", &["openbsd"]),
+    (13, "OpenVMS", &["openvms"]),
+];
+
+/// `--set-os-abi`: a name, any case, surrounding blanks ignored.
+fn os_abi(name: &str) -> Result<u8, String> {
+    let want = name.trim().to_lowercase();
+    OS_ABIS
+        .iter()
+        .find(|(_, _, names)| names.contains(&want.as_str()))
+        .map(|(v, _, _)| *v)
+        .ok_or_else(|| {
+            format!(
+                "unrecognized OS ABI `{}`; one of: {}",
+                name.trim(),
+                OS_ABIS
+                    .iter()
+                    .map(|(_, _, n)| n[0])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+fn os_abi_name(v: u8) -> String {
+    OS_ABIS
+        .iter()
+        .find(|(x, _, _)| *x == v)
+        .map_or_else(|| format!("0x{v:02X}"), |(_, n, _)| (*n).to_owned())
 }
 
 /// What one file printed, or why it failed.
 fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<String>) {
     let mut out = String::new();
-    let prints = a.print_interpreter || a.print_soname || a.print_rpath || a.print_needed;
+    let prints = a.print_interpreter
+        || a.print_soname
+        || a.print_rpath
+        || a.print_needed
+        || a.print_os_abi
+        || a.print_execstack;
+    if a.debug && !prints {
+        eprintln!("patching ELF file '{}'", file.display());
+    }
     if prints {
         let info = match elfpatch::read(file) {
             Ok(i) => i,
@@ -149,6 +232,9 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
                     return (out, Some("cannot find section '.interp'. The input file is most likely statically linked".into()))
                 }
             }
+        }
+        if a.print_os_abi {
+            out.push_str(&format!("{}\n", os_abi_name(info.osabi)));
         }
         let dynamic = !(info.is_static
             && info.needed.is_empty()
@@ -173,6 +259,14 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
                     .unwrap_or(""),
             );
             out.push('\n');
+        }
+        if a.print_execstack {
+            let x = match info.execstack {
+                Some(true) => "X",
+                Some(false) => "-",
+                None => "?",
+            };
+            out.push_str(&format!("execstack: {x}\n"));
         }
         if a.print_needed {
             for n in &info.needed {

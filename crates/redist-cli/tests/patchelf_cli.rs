@@ -481,3 +481,125 @@ fn debug_only_files_read_like_patchelf_and_take_an_interpreter() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("dynamic"), "{}", stderr(&o));
 }
+
+fn readelf_out(args: &[&str], f: &Path) -> String {
+    let o = Command::new("readelf").args(args).arg(f).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// patchelf 0.18–0.19's OS ABI and stack flags (Debian's 0.14 has none of
+/// them: readelf is the oracle).
+#[test]
+fn os_abi_and_execstack_like_patchelf_0_19() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let nopie = fixtures(&d)
+        .into_iter()
+        .find(|p| p.ends_with("nopie"))
+        .unwrap();
+    let orig = std::fs::read(&nopie).unwrap();
+    let expected = Command::new(&nopie).output().unwrap().stdout;
+    let p = |args: &[&str]| {
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.push(nopie.as_os_str());
+        run_tool(&me, &all)
+    };
+
+    assert_eq!(stdout(&p(&["--print-os-abi"])), "System V\n");
+    assert!(p(&["--set-os-abi", "Linux"]).status.success());
+    assert!(readelf_out(&["-h"], &nopie).contains("UNIX - GNU"));
+    // Prints show the file before the edit.
+    assert_eq!(
+        stdout(&p(&["--print-os-abi", "--set-os-abi", " SyStEm-V "])),
+        "Linux\n"
+    );
+    assert_eq!(std::fs::read(&nopie).unwrap(), orig, "back to the original");
+    let o = p(&["--set-os-abi", "0x61"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unrecognized OS ABI"), "{}", stderr(&o));
+
+    assert_eq!(stdout(&p(&["--print-execstack"])), "execstack: -\n");
+    assert!(p(&["--set-execstack"]).status.success());
+    assert!(
+        readelf_out(&["-lW"], &nopie)
+            .lines()
+            .any(|l| l.contains("GNU_STACK") && l.contains("RWE")),
+        "{}",
+        readelf_out(&["-lW"], &nopie)
+    );
+    assert_eq!(stdout(&p(&["--print-execstack"])), "execstack: X\n");
+    assert_eq!(Command::new(&nopie).output().unwrap().stdout, expected);
+    // Print beats clear, like patchelf: nothing changes.
+    assert_eq!(
+        stdout(&p(&["--print-execstack", "--clear-execstack"])),
+        "execstack: X\n"
+    );
+    assert!(p(&["--clear-execstack"]).status.success());
+    assert_eq!(std::fs::read(&nopie).unwrap(), orig);
+
+    // No PT_GNU_STACK: told, file untouched.
+    let lib = d.join("librunpath.so");
+    let o = run_tool(&me, &["--print-execstack".as_ref(), lib.as_os_str()]);
+    assert!(stdout(&o).starts_with("execstack: "), "{}", stdout(&o));
+}
+
+#[test]
+fn no_default_lib_and_debug_tag() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let lib = files.iter().find(|p| p.ends_with("librunpath.so")).unwrap();
+    let ours_lib = copy(&d, lib, "ours.so");
+    let theirs_lib = copy(&d, lib, "theirs.so");
+    let o = run_tool(&me, &["--no-default-lib".as_ref(), ours_lib.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_tool(
+        oracle(),
+        &["--no-default-lib".as_ref(), theirs_lib.as_os_str()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let flags = |f: &Path| {
+        readelf_out(&["-d"], f)
+            .lines()
+            .find(|l| l.contains("(FLAGS_1)"))
+            .map(|l| l.split("Flags:").nth(1).unwrap_or("").trim().to_owned())
+    };
+    assert_eq!(flags(&ours_lib), flags(&theirs_lib));
+    assert!(flags(&ours_lib).unwrap().contains("NODEFLIB"));
+    // Again: no change.
+    let before = std::fs::read(&ours_lib).unwrap();
+    run_tool(&me, &["--no-default-lib".as_ref(), ours_lib.as_os_str()]);
+    assert_eq!(std::fs::read(&ours_lib).unwrap(), before);
+
+    let o = run_tool(&me, &["--add-debug-tag".as_ref(), ours_lib.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dynamic = readelf_out(&["-d"], &ours_lib);
+    assert_eq!(dynamic.matches("(DEBUG)").count(), 1, "{dynamic}");
+    let before = std::fs::read(&ours_lib).unwrap();
+    run_tool(&me, &["--add-debug-tag".as_ref(), ours_lib.as_os_str()]);
+    assert_eq!(
+        std::fs::read(&ours_lib).unwrap(),
+        before,
+        "one DT_DEBUG only"
+    );
+    // Still a library the loader takes.
+    let o = Command::new("python3")
+        .args(["-c", "import ctypes,sys; ctypes.CDLL(sys.argv[1])"])
+        .arg(&ours_lib)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --no-sort and --debug are accepted.
+    let o = run_tool(
+        &me,
+        &[
+            "--no-sort".as_ref(),
+            "--debug".as_ref(),
+            "--set-rpath".as_ref(),
+            "/y".as_ref(),
+            ours_lib.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("patching ELF file"), "{}", stderr(&o));
+}
