@@ -385,7 +385,9 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
                 let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
                 items.push(item(ItemKind::Dynamic, size, view.codec.word()));
-                repointed.insert(Referrer::Phdr(d.phdr));
+                if let Some(p) = d.phdr {
+                    repointed.insert(Referrer::Phdr(p));
+                }
                 if let Some(s) = d.shdr {
                     repointed.insert(Referrer::Shdr(s));
                 }
@@ -402,9 +404,14 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
             // contents are re-serialised from `entries`, so it moves as an item.
             let carries_dynamic = |groups: &[usize]| {
                 view.dynamic.as_ref().is_some_and(|d| {
-                    groups.iter().any(|&g| {
-                        layout.has_live(&layout.groups[g], Referrer::Phdr(d.phdr), &repointed)
-                    })
+                    let r = match (d.phdr, d.shdr) {
+                        (Some(p), _) => Referrer::Phdr(p),
+                        (None, Some(s)) => Referrer::Shdr(s),
+                        (None, None) => return false,
+                    };
+                    groups
+                        .iter()
+                        .any(|&g| layout.has_live(&layout.groups[g], r, &repointed))
                 })
             };
             let moved_groups: Vec<usize>;
@@ -585,7 +592,14 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 }
                 ItemKind::Dynamic => {
                     let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
-                    it.repoint_segment(&mut phdrs[d.phdr], d.shdr.map(|s| &mut shdrs[s]));
+                    match d.phdr {
+                        Some(p) => it.repoint_segment(&mut phdrs[p], d.shdr.map(|s| &mut shdrs[s])),
+                        None => {
+                            if let Some(s) = d.shdr {
+                                it.repoint_section(&mut shdrs[s], it.size);
+                            }
+                        }
+                    }
                     dyn_vaddr = it.vaddr;
                 }
                 ItemKind::Interp => {

@@ -105,11 +105,14 @@ pub(crate) struct Interp {
     pub value: Vec<u8>,
 }
 
-/// The dynamic section, as `PT_DYNAMIC` describes it.
+/// The dynamic section, as `PT_DYNAMIC` describes it (or, without one, the
+/// `.dynamic` section header).
 #[derive(Debug, Clone)]
 pub(crate) struct Dynamic {
-    /// Index of the `PT_DYNAMIC` program header.
-    pub phdr: usize,
+    /// Index of the `PT_DYNAMIC` program header; `None` when only the
+    /// section headers describe it (a damaged program header table, which
+    /// patchelf edits too).
+    pub phdr: Option<usize>,
     /// The `.dynamic` section, when section headers describe it.
     pub shdr: Option<usize>,
     /// File offset.
@@ -505,32 +508,40 @@ impl<'a> View<'a> {
                 index = Some(i);
             }
         }
-        let Some(phdr) = index else { return Ok(()) };
-        let p = &self.phdrs[phdr];
-        if p.p_filesz == 0 {
-            self.empty_dynamic = true;
-            return Ok(());
-        }
         let entsize = self.codec.dyn_size();
         let shdr = self.shdrs.iter().position(|s| s.sh_type == SHT_DYNAMIC);
+        // Where the entries are: PT_DYNAMIC, or the section header alone.
+        let (offset, vaddr, mut size) = match (index, shdr) {
+            (Some(phdr), _) => {
+                let p = &self.phdrs[phdr];
+                if p.p_filesz == 0 {
+                    self.empty_dynamic = true;
+                    return Ok(());
+                }
+                (p.p_offset, p.p_vaddr, p.p_filesz)
+            }
+            (None, Some(s)) if self.shdrs[s].sh_size > 0 => {
+                let s = &self.shdrs[s];
+                (s.sh_offset, s.sh_addr, s.sh_size)
+            }
+            (None, _) => return Ok(()),
+        };
         if let Some(s) = shdr {
-            if self.shdrs[s].sh_offset != p.p_offset {
+            if self.shdrs[s].sh_offset != offset {
                 return Err(Malformed::Inconsistent {
                     what: ".dynamic offset",
                     section: self.shdrs[s].sh_offset,
-                    dynamic: p.p_offset,
+                    dynamic: offset,
                 }
                 .into());
             }
-        }
-        let mut size = p.p_filesz;
-        if let Some(s) = shdr {
             size = size.min(self.shdrs[s].sh_size);
         }
+        let phdr = index;
         let slots = size / entsize;
-        self.check_disjoint_from_headers(p.p_offset, slots * entsize, "PT_DYNAMIC")?;
-        let bytes = self.read(p.p_offset, slots * entsize, "dynamic section")?;
-        let r = self.reader(&bytes, p.p_offset, "dynamic section");
+        self.check_disjoint_from_headers(offset, slots * entsize, "PT_DYNAMIC")?;
+        let bytes = self.read(offset, slots * entsize, "dynamic section")?;
+        let r = self.reader(&bytes, offset, "dynamic section");
         let mut entries = Vec::new();
         let mut terminated = false;
         for i in 0..slots {
@@ -542,13 +553,13 @@ impl<'a> View<'a> {
             entries.push((tag, r.uword(i * entsize + self.codec.word())?));
         }
         if !terminated {
-            return Err(Malformed::UnterminatedDynamic { offset: p.p_offset }.into());
+            return Err(Malformed::UnterminatedDynamic { offset }.into());
         }
         let dynamic = Dynamic {
             phdr,
             shdr,
-            offset: p.p_offset,
-            vaddr: p.p_vaddr,
+            offset,
+            vaddr,
             slots,
             entries,
         };

@@ -603,3 +603,49 @@ fn no_default_lib_and_debug_tag() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("patching ELF file"), "{}", stderr(&o));
 }
+
+/// A library whose PT_DYNAMIC was turned into PT_NULL (a damaged program
+/// header table; the section headers still describe `.dynamic`): patchelf
+/// reads and edits it through the section headers, and so do we.
+#[test]
+fn dynamic_found_through_section_headers_without_pt_dynamic() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let lib = files.iter().find(|p| p.ends_with("librunpath.so")).unwrap();
+    let damaged = copy(&d, lib, "damaged.so");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    // ELF64 little endian: e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38.
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap()) as usize;
+    let (entsize, phnum) = (u16_at(&bytes, 0x36), u16_at(&bytes, 0x38));
+    let at = (0..phnum)
+        .map(|i| phoff + i * entsize)
+        .find(|&at| bytes[at..at + 4] == 2u32.to_le_bytes())
+        .expect("PT_DYNAMIC");
+    bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&damaged, &bytes).unwrap();
+    for flag in ["--print-rpath", "--print-soname", "--print-needed"] {
+        let theirs = run_tool(oracle(), &[flag.as_ref(), damaged.as_os_str()]);
+        let mine = run_tool(&me, &[flag.as_ref(), damaged.as_os_str()]);
+        assert_eq!(
+            (mine.status.code(), stdout(&mine)),
+            (theirs.status.code(), stdout(&theirs)),
+            "{flag}: {}",
+            stderr(&mine)
+        );
+    }
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            "/a/much/longer/runpath/than/the/one/before".as_ref(),
+            damaged.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        print(oracle(), "--print-rpath", &damaged),
+        "/a/much/longer/runpath/than/the/one/before\n"
+    );
+}
