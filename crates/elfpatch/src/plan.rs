@@ -304,11 +304,10 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
 
     // 2. Strings.
     let any_new_string = entries.iter().any(|e| e.new_str.is_some());
-    let tables = if any_new_string || interp_moves(view, edits) || dynamic_grows(view, &entries) {
-        view.tables()?
-    } else {
-        Default::default()
-    };
+    // Read (and check) the tables for every edit: a file whose version
+    // records or hash table are broken is refused before anything is
+    // written, whatever the edit.
+    let tables = view.tables()?;
     let (mut content, dynstr_placed) = if any_new_string {
         place_strings(view, edits, &mut entries, &tables)?
     } else {
@@ -1048,15 +1047,6 @@ fn validate(edits: &Edits) -> Result<()> {
         check("needed library", b, false)?;
     }
     Ok(())
-}
-
-fn interp_moves(view: &View<'_>, edits: &Edits) -> bool {
-    match (&edits.interpreter, &view.interp) {
-        (Some(want), Some(i)) => {
-            want.as_bytes() != i.value && want.len() as u64 + 1 > view.phdrs[i.phdr].p_filesz
-        }
-        _ => false,
-    }
 }
 
 fn dynamic_grows(view: &View<'_>, entries: &[Entry]) -> bool {

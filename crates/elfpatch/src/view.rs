@@ -450,7 +450,50 @@ impl<'a> View<'a> {
             }
             .into());
         }
+        self.check_section_names(&shdrs)?;
         self.shdrs = shdrs;
+        Ok(())
+    }
+
+    /// The section-name string table must exist where `e_shstrndx` says,
+    /// end with a NUL, and hold every `sh_name` (patchelf refuses files
+    /// whose names it cannot read; so do we, before any edit).
+    fn check_section_names(&self, shdrs: &[SectionHeader]) -> Result<()> {
+        const SHN_XINDEX: u16 = 0xffff;
+        let index = match self.header.e_shstrndx {
+            0 => return Ok(()),
+            SHN_XINDEX => shdrs.first().map_or(0, |s| u64::from(s.sh_link)),
+            i => u64::from(i),
+        };
+        let table = usize::try_from(index)
+            .ok()
+            .and_then(|i| shdrs.get(i))
+            .filter(|s| s.sh_type != SHT_NOBITS)
+            .ok_or(Malformed::BadField {
+                field: "e_shstrndx (no such section)",
+                value: index,
+            })?;
+        let size = table.sh_size;
+        if size > 0 {
+            let last = self.read(table.sh_offset + size - 1, 1, "section name table")?;
+            if last[0] != 0 {
+                return Err(Malformed::UnterminatedString {
+                    table: "section name table",
+                    offset: size - 1,
+                }
+                .into());
+            }
+        }
+        for s in shdrs.iter().skip(1) {
+            if s.sh_name as u64 >= size.max(1) && !(s.sh_name == 0 && s.sh_type == 0) {
+                return Err(Malformed::StringOutOfBounds {
+                    what: "sh_name",
+                    offset: s.sh_name as u64,
+                    size,
+                }
+                .into());
+            }
+        }
         Ok(())
     }
 
@@ -847,6 +890,18 @@ impl View<'_> {
             v.size = Some(size);
             t.version_names.extend(names);
         }
+        // Version records name files and versions in .dynstr.
+        if let Some(strtab) = &self.dynstr {
+            let size = strtab.bytes.len() as u64;
+            let files = t
+                .vn_files
+                .iter()
+                .map(|f| ("vn_file (.gnu.version_r)", f.name));
+            let names = t.version_names.iter().map(|&n| ("version name", n));
+            if let Some((what, offset)) = files.chain(names).find(|(_, o)| *o >= size) {
+                return Err(Malformed::StringOutOfBounds { what, offset, size }.into());
+            }
+        }
         Ok(t)
     }
 
@@ -867,6 +922,14 @@ impl View<'_> {
         let head = self.read(offset, 16, "DT_GNU_HASH")?;
         let r = self.reader(&head, offset, "DT_GNU_HASH");
         let nbuckets = u64::from(r.u32(0)?);
+        if nbuckets == 0 {
+            // The loader divides by it.
+            return Err(Malformed::BadField {
+                field: "DT_GNU_HASH bucket count",
+                value: 0,
+            }
+            .into());
+        }
         let symoffset = u64::from(r.u32(4)?);
         let bloom = u64::from(r.u32(8)?) * self.codec.word();
         let buckets_off = offset + 16 + bloom;

@@ -491,3 +491,114 @@ fn extreme_values_never_panic(original: &[u8]) {
         }
     }
 }
+
+/// Damages `file` with `f`; reading still works (patchelf reads such files
+/// too), but every edit — even one that would fit in place — is refused
+/// with a malformed-input error for which `expect` holds, the file untouched.
+fn assert_edit_rejected(
+    file: &Path,
+    f: impl FnOnce(&mut Vec<u8>),
+    expect: impl Fn(&Malformed) -> bool,
+) {
+    let mut bytes = fs::read(file).unwrap();
+    f(&mut bytes);
+    fs::write(file, &bytes).unwrap();
+    let before = snapshot(file);
+    read(file).expect("reading is fine");
+    let small = Edits {
+        runpath: RunpathEdit::Set("/o".into()),
+        ..Default::default()
+    };
+    for e in [edits(), small] {
+        let err = patch_file(file, &e).unwrap_err();
+        match err.kind() {
+            ErrorKind::Malformed(m) => assert!(expect(m), "unexpected problem: {m:?}"),
+            other => panic!("expected a malformed-input error, got {other:?}"),
+        }
+        assert!(
+            err.to_string().starts_with(&file.display().to_string()),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(file), before, "the file was modified");
+}
+
+/// (offset, size) of the section called `name`.
+fn section(bytes: &[u8], name: &str) -> (usize, usize) {
+    let elf = goblin::elf::Elf::parse(bytes).unwrap();
+    let s = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(name))
+        .unwrap_or_else(|| panic!("no {name}"));
+    (s.sh_offset as usize, s.sh_size as usize)
+}
+
+#[test]
+fn version_need_naming_a_file_outside_dynstr_is_refused() {
+    let d = Dir::new();
+    d.greet_lib("lib/libgreet.so", &[]);
+    // A program: it needs versions of libc's symbols.
+    let exe = d.main_exe("bin/main", &[]);
+    assert_edit_rejected(
+        &exe,
+        |b| {
+            let (off, _) = section(b, ".gnu.version_r");
+            // vn_file is the second word of the first Elf_Verneed.
+            b[off + 4..off + 8].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+        },
+        |m| matches!(m, Malformed::StringOutOfBounds { what, .. } if what.contains("vn_file")),
+    );
+}
+
+#[test]
+fn gnu_hash_without_buckets_is_refused() {
+    let d = Dir::new();
+    let lib = library(&d);
+    assert_edit_rejected(
+        &lib,
+        |b| {
+            let (off, _) = section(b, ".gnu.hash");
+            b[off..off + 4].copy_from_slice(&0u32.to_le_bytes());
+        },
+        |m| matches!(m, Malformed::BadField { field, value: 0 } if field.contains("GNU_HASH")),
+    );
+}
+
+#[test]
+fn unterminated_section_name_table_is_refused() {
+    let d = Dir::new();
+    let lib = library(&d);
+    assert_rejected(
+        &lib,
+        |b| {
+            let (off, size) = section(b, ".shstrtab");
+            b[off + size - 1] = b'x';
+        },
+        |m| matches!(m, Malformed::UnterminatedString { table, .. } if table.contains("section name")),
+    );
+}
+
+#[test]
+fn section_name_past_its_table_is_refused() {
+    let d = Dir::new();
+    let lib = library(&d);
+    assert_rejected(
+        &lib,
+        |b| {
+            let h = header(b);
+            // sh_name of section 1.
+            let at = h.e_shoff as usize + h.e_shentsize as usize;
+            b[at..at + 4].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
+        },
+        |m| {
+            matches!(
+                m,
+                Malformed::StringOutOfBounds {
+                    what: "sh_name",
+                    ..
+                }
+            )
+        },
+    );
+}
