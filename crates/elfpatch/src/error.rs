@@ -182,6 +182,12 @@ pub enum Unsupported {
     /// default, which a new header would have to say explicitly).
     #[error("the file has no PT_GNU_STACK program header (its stack's executability is the loader's default) and none is added")]
     NoGnuStack,
+    /// Clearing symbol versions of a file without `.gnu.version` or a
+    /// readable symbol table.
+    #[error(
+        "the file has no symbol version table (.gnu.version) or no readable dynamic symbol table"
+    )]
+    NoSymbolVersions,
     /// A requested string contains a NUL byte or is empty where it may not be.
     #[error("invalid {what} {value:?}: {why}")]
     BadValue {

@@ -108,6 +108,10 @@ pub struct Edits {
     /// Add a `DT_DEBUG` entry when there is none (debuggers find the
     /// loader's state through it).
     pub add_debug_tag: bool,
+    /// Dynamic symbols whose version requirement is dropped (their
+    /// `.gnu.version` entry becomes 1, "global"), like patchelf's
+    /// `--clear-symbol-version`.
+    pub clear_symbol_versions: Vec<String>,
 }
 
 impl Edits {
@@ -123,6 +127,7 @@ impl Edits {
             && self.execstack.is_none()
             && !self.no_default_lib
             && !self.add_debug_tag
+            && self.clear_symbol_versions.is_empty()
     }
 
     fn needs_dynamic(&self) -> bool {
@@ -133,6 +138,7 @@ impl Edits {
             || self.soname.is_some()
             || self.no_default_lib
             || self.add_debug_tag
+            || !self.clear_symbol_versions.is_empty()
     }
 }
 
@@ -343,6 +349,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     }
     let mut move_dynamic = dynamic_grows(view, &entries);
     content.splice(0..0, abandoned);
+    content.extend(clear_symbol_versions(view, &tables, edits)?);
 
     // 4. Layout.
     let mut phdrs: Vec<ProgramHeader> = view.phdrs.clone();
@@ -1068,6 +1075,46 @@ fn current<'v>(view: &'v View<'_>, e: &'v Entry) -> Option<&'v [u8]> {
 fn set_string(view: &View<'_>, e: &mut Entry, value: &[u8]) {
     let in_file = e.orig.and_then(|_| view.dyn_string(e.val));
     e.new_str = (in_file != Some(value)).then(|| value.to_vec());
+}
+
+/// `.gnu.version` entries set to 1 (global) for the named dynamic symbols.
+fn clear_symbol_versions(
+    view: &View<'_>,
+    tables: &Tables,
+    edits: &Edits,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    if edits.clear_symbol_versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let versym = tables
+        .versym
+        .as_ref()
+        .ok_or(Unsupported::NoSymbolVersions)?;
+    let names = view
+        .symbol_names(tables)?
+        .ok_or(Unsupported::NoSymbolVersions)?;
+    let strtab = view
+        .dynstr
+        .as_ref()
+        .ok_or(Malformed::MissingStrtab("symbols"))?;
+    let mut writes = Vec::new();
+    for (i, &n) in names.iter().enumerate() {
+        let name = strtab.get(n).ok_or(Malformed::StringOutOfBounds {
+            what: "st_name",
+            offset: n,
+            size: strtab.bytes.len() as u64,
+        })?;
+        if edits
+            .clear_symbol_versions
+            .iter()
+            .any(|s| s.as_bytes() == name)
+        {
+            let mut b = vec![0u8; 2];
+            view.codec.put_u16(&mut b, 0, 1);
+            writes.push((versym.offset + 2 * i as u64, b));
+        }
+    }
+    Ok(writes)
 }
 
 /// `no_default_lib` and `add_debug_tag`; like patchelf, a new entry goes

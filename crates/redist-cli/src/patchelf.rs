@@ -94,6 +94,10 @@ pub struct Args {
     /// Add a DT_DEBUG entry when there is none.
     #[arg(long)]
     add_debug_tag: bool,
+    /// Drop the version requirement of this dynamic symbol (repeatable):
+    /// its .gnu.version entry becomes "global".
+    #[arg(long, value_name = "SYMBOL")]
+    clear_symbol_version: Vec<String>,
     /// Accepted for compatibility; redist never sorts sections or headers.
     #[arg(long)]
     no_sort: bool,
@@ -162,6 +166,7 @@ fn edits(a: &Args) -> Result<elfpatch::Edits, String> {
         },
         no_default_lib: a.no_default_lib,
         add_debug_tag: a.add_debug_tag,
+        clear_symbol_versions: list(&a.clear_symbol_version)?,
     })
 }
 

@@ -649,3 +649,41 @@ fn dynamic_found_through_section_headers_without_pt_dynamic() {
         "/a/much/longer/runpath/than/the/one/before\n"
     );
 }
+
+#[test]
+fn clear_symbol_version_matches_patchelf() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let app = fixtures(&d)
+        .into_iter()
+        .find(|p| p.ends_with("nopie"))
+        .unwrap();
+    let syms = readelf_out(&["--dyn-syms", "-W"], &app);
+    let versioned: Vec<String> = syms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter(|n| n.contains('@'))
+        .map(|n| n.split('@').next().unwrap().to_owned())
+        .collect();
+    let sym = versioned.first().expect("a versioned symbol").clone();
+    let mine = copy(&d, &app, "mine");
+    let theirs = copy(&d, &app, "theirs");
+    for (tool, f) in [(me.as_os_str(), &mine), (oracle().as_ref(), &theirs)] {
+        let o = run_tool(
+            tool,
+            &[
+                "--clear-symbol-version".as_ref(),
+                sym.as_ref(),
+                f.as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let after = readelf_out(&["--dyn-syms", "-W"], &mine);
+    assert_eq!(after, readelf_out(&["--dyn-syms", "-W"], &theirs));
+    assert_ne!(after, syms, "{sym} lost its version");
+    assert_eq!(
+        Command::new(&mine).output().unwrap().stdout,
+        Command::new(&app).output().unwrap().stdout
+    );
+}
