@@ -112,9 +112,8 @@ pub struct Args {
 /// A value, or the contents of the file after `@`.
 fn value(v: &str) -> Result<String, String> {
     match v.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))
-        }
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the argument file @{path}: {e}")),
         None => Ok(v.to_owned()),
     }
 }
