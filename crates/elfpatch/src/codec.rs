@@ -156,6 +156,29 @@ impl Codec {
         }
     }
 
+    /// A `u32` or `u64` (by `width`) at `off` of `b`, if in bounds.
+    pub fn uword_sized(self, b: &[u8], off: usize, width: usize) -> Option<u64> {
+        if width == 8 {
+            self.u64(b, off)
+        } else {
+            self.u32(b, off).map(u64::from)
+        }
+    }
+
+    /// Writes a `u32` or `u64` (by `width`).
+    pub fn put_sized(self, b: &mut [u8], off: usize, v: u64, width: usize) {
+        if width == 8 {
+            let a = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            b[off..off + 8].copy_from_slice(&a);
+        } else {
+            self.put_u32(b, off, v as u32);
+        }
+    }
+
     /// Writes a `u16`. `b` must be large enough (the planner sizes it).
     pub fn put_u16(self, b: &mut [u8], off: usize, v: u16) {
         let a = if self.big {

@@ -188,6 +188,16 @@ pub enum Unsupported {
         "the file has no symbol version table (.gnu.version) or no readable dynamic symbol table"
     )]
     NoSymbolVersions,
+    /// Renaming symbols of a file whose dynamic symbol table cannot be read
+    /// whole (its extent unknown).
+    #[error("the file's dynamic symbol table cannot be read whole (no section header or hash table gives its size)")]
+    NoSymbolTable,
+    /// Renaming reorders the hashed symbols, and their relocations cannot be
+    /// renumbered here.
+    #[error(
+        "renaming reorders the dynamic symbols, and their relocations cannot be renumbered: {0}"
+    )]
+    RenameNeedsReorder(&'static str),
     /// A requested string contains a NUL byte or is empty where it may not be.
     #[error("invalid {what} {value:?}: {why}")]
     BadValue {

@@ -69,6 +69,7 @@ pub mod notes;
 pub mod plan;
 mod segments;
 mod strtab;
+mod symbols;
 pub mod view;
 
 use std::fs::{File, OpenOptions};

@@ -40,6 +40,7 @@ use goblin::elf::{ProgramHeader, SectionHeader};
 use crate::error::{Malformed, Result, Unsupported};
 use crate::segments::{self, Layout, Referrer, DT_MIPS_RLD_MAP_REL, MOVABLE_TAGS};
 use crate::strtab::{self, Want};
+use crate::symbols;
 use crate::view::{Tables, View, STRING_TAGS};
 
 /// The most address space left free before a new segment for the sake of
@@ -112,6 +113,9 @@ pub struct Edits {
     /// `.gnu.version` entry becomes 1, "global"), like patchelf's
     /// `--clear-symbol-version`.
     pub clear_symbol_versions: Vec<String>,
+    /// (old, new) names of dynamic symbols to rename; the hash tables are
+    /// rebuilt (patchelf's `--rename-dynamic-symbols`).
+    pub rename_symbols: Vec<(String, String)>,
 }
 
 impl Edits {
@@ -128,6 +132,7 @@ impl Edits {
             && !self.no_default_lib
             && !self.add_debug_tag
             && self.clear_symbol_versions.is_empty()
+            && self.rename_symbols.is_empty()
     }
 
     fn needs_dynamic(&self) -> bool {
@@ -139,6 +144,7 @@ impl Edits {
             || self.no_default_lib
             || self.add_debug_tag
             || !self.clear_symbol_versions.is_empty()
+            || !self.rename_symbols.is_empty()
     }
 }
 
@@ -314,11 +320,21 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     // records or hash table are broken is refused before anything is
     // written, whatever the edit.
     let tables = view.tables()?;
-    let (mut content, dynstr_placed) = if any_new_string {
-        place_strings(view, edits, &mut entries, &tables)?
+    let renames = symbols::renames(view, &tables, &edits.rename_symbols)?;
+    let sym_names: Vec<Vec<u8>> = renames.iter().map(|(_, n)| n.clone()).collect();
+    let (mut content, dynstr_placed, sym_offsets) = if any_new_string || !renames.is_empty() {
+        place_strings(view, edits, &mut entries, &tables, &sym_names)?
     } else {
-        (Vec::new(), None)
+        (Vec::new(), None, Vec::new())
     };
+    if !renames.is_empty() {
+        let renamed: Vec<(usize, Vec<u8>, u64)> = renames
+            .into_iter()
+            .zip(sym_offsets)
+            .map(|((i, name), off)| (i, name, off))
+            .collect();
+        content.extend(symbols::rebuild(view, &tables, &renamed)?);
+    }
     // Bytes an edit abandons are cleared (first, so that anything written
     // there later wins): Nix scans every byte of a file for store paths.
     let mut abandoned: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -913,10 +929,14 @@ fn shift_offsets(phdrs: &mut [ProgramHeader], shdrs: &mut [SectionHeader], by: u
     }
 }
 
-/// Content writes and a new `.dynstr` (when strings had to be appended).
 /// Content writes, and the new `.dynstr` with the old one's abandoned
-/// ranges when strings had to be appended.
-type Placed = (Vec<(u64, Vec<u8>)>, Option<(Vec<u8>, Vec<(u64, Vec<u8>)>)>);
+/// ranges when strings had to be appended, and the offsets of the new
+/// symbol names.
+type Placed = (
+    Vec<(u64, Vec<u8>)>,
+    Option<(Vec<u8>, Vec<(u64, Vec<u8>)>)>,
+    Vec<u64>,
+);
 
 /// Places every new string (entries with `new_str`, and `.gnu.version_r`
 /// file names that follow a renamed library), sets the entries' offsets, and
@@ -926,6 +946,7 @@ fn place_strings(
     edits: &Edits,
     entries: &mut [Entry],
     tables: &Tables,
+    symbol_names: &[Vec<u8>],
 ) -> Result<Placed> {
     let mut content: Vec<(u64, Vec<u8>)> = Vec::new();
     let table = view
@@ -968,7 +989,13 @@ fn place_strings(
             None => refs.fixed.push(vn.name),
         }
     }
+    // New symbol names (renamed symbols keep their old names too).
+    let sym_wants: Vec<usize> = symbol_names
+        .iter()
+        .map(|n| want_index(&mut wants, n))
+        .collect();
     let placed = strtab::place(&table.bytes, &refs, &wants);
+    let sym_offsets = sym_wants.iter().map(|&w| placed.offsets[w]).collect();
     for (i, e) in entries.iter_mut().enumerate() {
         if let Some(w) = user_of[i] {
             e.val = placed.offsets[w];
@@ -986,7 +1013,11 @@ fn place_strings(
     for (off, bytes) in placed.patches {
         content.push((table.offset + off, bytes));
     }
-    Ok((content, placed.copy.map(|c| (c, placed.abandoned))))
+    Ok((
+        content,
+        placed.copy.map(|c| (c, placed.abandoned)),
+        sym_offsets,
+    ))
 }
 
 /// The index of the [`Want`] for `value`, added when new.

@@ -906,7 +906,7 @@ impl View<'_> {
     }
 
     /// `DT_HASH` entries are 8 bytes on 64-bit s390 and Alpha, 4 elsewhere.
-    fn hash_entry_size(&self) -> u64 {
+    pub(crate) fn hash_entry_size(&self) -> u64 {
         const EM_S390: u16 = 22;
         const EM_ALPHA: u16 = 0x9026;
         if self.codec.is64 && matches!(self.header.e_machine, EM_S390 | EM_ALPHA) {

@@ -98,6 +98,11 @@ pub struct Args {
     /// its .gnu.version entry becomes "global".
     #[arg(long, value_name = "SYMBOL")]
     clear_symbol_version: Vec<String>,
+    /// Rename dynamic symbols: NAME_MAP_FILE has one `OLD NEW` pair per
+    /// line (reading stops at the first blank line); the hash tables are
+    /// rebuilt. Repeatable.
+    #[arg(long, value_name = "NAME_MAP_FILE")]
+    rename_dynamic_symbols: Vec<PathBuf>,
     /// Accepted for compatibility; redist never sorts sections or headers.
     #[arg(long)]
     no_sort: bool,
@@ -166,7 +171,39 @@ fn edits(a: &Args) -> Result<elfpatch::Edits, String> {
         no_default_lib: a.no_default_lib,
         add_debug_tag: a.add_debug_tag,
         clear_symbol_versions: list(&a.clear_symbol_version)?,
+        rename_symbols: rename_map(&a.rename_dynamic_symbols)?,
     })
+}
+
+/// The `OLD NEW` pairs of `--rename-dynamic-symbols` files, as patchelf
+/// reads them: whitespace-separated, extra words ignored, the first blank
+/// line ends the file; a name may be renamed once, without `@VERSION`.
+fn rename_map(files: &[PathBuf]) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot open map file {}: {e}", f.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", f.display(), n + 1);
+            let mut words = line.split_whitespace();
+            let Some(from) = words.next() else { break };
+            let to = words
+                .next()
+                .ok_or_else(|| format!("{at}: map file line is missing the second name"))?;
+            if from.contains('@') || to.contains('@') {
+                return Err(format!(
+                    "{at}: name pair contains a version tag: {from} {to}"
+                ));
+            }
+            if pairs.iter().any(|(f, _)| f == from) {
+                return Err(format!(
+                    "{at}: name '{from}' appears twice in the map files"
+                ));
+            }
+            pairs.push((from.to_owned(), to.to_owned()));
+        }
+    }
+    Ok(pairs)
 }
 
 /// EI_OSABI values and their names, as patchelf prints and accepts them.

@@ -687,3 +687,76 @@ fn clear_symbol_version_matches_patchelf() {
         Command::new(&app).output().unwrap().stdout
     );
 }
+
+/// patchelf 0.19's --rename-dynamic-symbols (Debian's 0.14 has none): the
+/// loader is the oracle. A library's export and the program's import are
+/// both renamed; the program still runs, the old name is gone.
+#[test]
+fn rename_dynamic_symbols_keeps_programs_running() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let l = redist_fixtures::linked();
+    let dir = d.join("rename");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, data) in [
+        ("app", &l.app),
+        ("libuser.so.1", &l.libuser),
+        ("libdep.so.1", &l.libdep),
+    ] {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runs = || {
+        Command::new(dir.join("app"))
+            .env("LD_LIBRARY_PATH", &dir)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(stdout(&runs()), "app says 42\n");
+    let map = d.join("names.map");
+    std::fs::write(
+        &map,
+        "user_value   value_of_the_user_renamed_with_a_longer_name   extra words\n\nignored after a blank line\n",
+    )
+    .unwrap();
+    for f in ["app", "libuser.so.1"] {
+        let o = run_tool(
+            &me,
+            &[
+                "--rename-dynamic-symbols".as_ref(),
+                map.as_os_str(),
+                dir.join(f).as_os_str(),
+            ],
+        );
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+    }
+    let syms = readelf_out(&["--dyn-syms", "-W"], &dir.join("libuser.so.1"));
+    assert!(
+        syms.contains("value_of_the_user_renamed_with_a_longer_name"),
+        "{syms}"
+    );
+    assert!(
+        !syms.split_whitespace().any(|w| w == "user_value"),
+        "{syms}"
+    );
+    let o = runs();
+    assert_eq!(stdout(&o), "app says 42\n", "{}", stderr(&o));
+    // A program still asking for the old name no longer finds it.
+    std::fs::write(dir.join("app"), &l.app).unwrap();
+    let o = runs();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("user_value"), "{}", stderr(&o));
+    // Malformed map files are errors naming the line.
+    std::fs::write(&map, "only_one\n").unwrap();
+    let o = run_tool(
+        &me,
+        &[
+            "--rename-dynamic-symbols".as_ref(),
+            map.as_os_str(),
+            dir.join("libdep.so.1").as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("names.map:1: "), "{}", stderr(&o));
+}
