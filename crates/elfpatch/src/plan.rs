@@ -968,7 +968,10 @@ fn place_strings(
                 }
                 user_of[i] = Some(w);
             }
-            None if STRING_TAGS.contains(&e.tag) => refs.fixed.push(e.val),
+            None if STRING_TAGS.contains(&e.tag) => {
+                refs.fixed.push(e.val);
+                refs.paths.push(e.val);
+            }
             None => {}
         }
     }
@@ -986,7 +989,10 @@ fn place_strings(
                 wants[w].old.push(vn.name);
                 vn_users.push((vn.field, w));
             }
-            None => refs.fixed.push(vn.name),
+            None => {
+                refs.fixed.push(vn.name);
+                refs.paths.push(vn.name);
+            }
         }
     }
     // New symbol names (renamed symbols keep their old names too).

@@ -21,6 +21,11 @@ pub(crate) struct Refs {
     /// Whether `fixed` is known to hold every reference. When it is not,
     /// nothing is overwritten in place and a copy keeps every byte.
     pub complete: bool,
+    /// Those of `fixed` that name files or directories (dynamic entries'
+    /// strings, `vn_file` names): when the table is copied, they are
+    /// cleared in the abandoned old table too — they are what may hold a
+    /// store path.
+    pub paths: Vec<u64>,
 }
 
 /// Symbol and version-table references: the ones no edit changes.
@@ -28,6 +33,7 @@ pub(crate) fn symbol_refs(view: &View<'_>, tables: &Tables) -> Result<Refs> {
     let mut refs = Refs {
         fixed: tables.version_names.clone(),
         complete: true,
+        paths: Vec::new(),
     };
     match view.symbol_names(tables)? {
         Some(names) => refs.fixed.extend(names),
@@ -211,6 +217,7 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
     let abandoned = wants
         .iter()
         .flat_map(|w| &w.old)
+        .chain(&refs.paths)
         .filter_map(|&o| {
             let n = nul_at_or_after(table, o)?;
             let start = usize::try_from(o).ok()?;
@@ -291,6 +298,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
+            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         assert_eq!(p.copy, None);
@@ -304,6 +312,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 16],
             complete: true,
+            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         let copy = p.copy.expect("a copy");
@@ -317,6 +326,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: false,
+            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         assert!(p.copy.is_some());
@@ -328,6 +338,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 11],
             complete: true,
+            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("so.6", &[])]);
         assert_eq!(p.copy, None);
@@ -340,6 +351,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
+            paths: Vec::new(),
         };
         let long = "/a/much/longer/path";
         let p = place(TABLE, &refs, &[want(long, &[11])]);
@@ -356,6 +368,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 20],
             complete: true,
+            paths: Vec::new(),
         };
         let long = "/a/much/longer/path";
         let p = place(table, &refs, &[want(long, &[11])]);
@@ -375,6 +388,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
+            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("libc.so.6", &[11])]);
         assert_eq!(p.copy, None);
@@ -389,6 +403,7 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
+            paths: Vec::new(),
         };
         let p = place(table, &refs, &[want("/opt/lib", &[11])]);
         assert_eq!(p.copy, None);

@@ -125,3 +125,123 @@ fn strings_others_still_use_are_kept() {
     assert_eq!(run(&exe, None), expected);
     assert_no_new_lint(&d.copy(&exe, "x"), &exe);
 }
+
+mod sequences {
+    //! Random sequences of string edits with store-path-like values: after
+    //! every step, no value the file stopped using is left anywhere in it.
+
+    use super::*;
+    use elfpatch::{patch_bytes, read_bytes};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Runpath(String),
+        Soname(String),
+        Interpreter(String),
+        Needed(String),
+    }
+
+    /// A value holding a unique store hash (the part Nix scans for).
+    fn value(kind: &'static str) -> impl Strategy<Value = String> {
+        ("[a-z0-9]{32}", 0usize..80)
+            .prop_map(move |(h, pad)| format!("/nix/store/{h}-{kind}{}/lib", "x".repeat(pad)))
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            value("rpath").prop_map(Step::Runpath),
+            value("soname").prop_map(|v| Step::Soname(v.replace('/', "_"))),
+            value("interp").prop_map(Step::Interpreter),
+            value("needed").prop_map(|v| Step::Needed(v.replace('/', "_"))),
+        ]
+    }
+
+    /// The 32-character hash after `store/` (or `store_` in names).
+    fn hash_of(v: &str) -> &str {
+        let start = v.find("store").map_or(0, |i| i + 6).min(v.len());
+        &v[start..(start + 32).min(v.len())]
+    }
+
+    #[test]
+    fn abandoned_values_never_survive() {
+        // The program starts with a store path in its RUNPATH, in the
+        // linker's own .dynstr.
+        let d = Dir::new();
+        let (path, _) = exe_with_store_runpath(&d, "bin/main", &["-Wl,--enable-new-dtags"]);
+        let exe = std::fs::read(path).unwrap();
+        let first = read_bytes(&exe).unwrap().runpath.unwrap();
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(48);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&prop::collection::vec(step(), 1..12), |steps| {
+                let mut bytes = exe.clone();
+                let mut needed = "libgreet.so".to_owned();
+                let mut used: Vec<String> = vec![first.clone()];
+                for (i, s) in steps.iter().enumerate() {
+                    let edits = match s {
+                        Step::Runpath(v) => Edits {
+                            runpath: elfpatch::RunpathEdit::Set(v.clone()),
+                            ..Default::default()
+                        },
+                        Step::Soname(v) => Edits {
+                            soname: Some(v.clone()),
+                            ..Default::default()
+                        },
+                        Step::Interpreter(v) => Edits {
+                            interpreter: Some(v.clone()),
+                            ..Default::default()
+                        },
+                        Step::Needed(v) => {
+                            let e = Edits {
+                                replace_needed: vec![(needed.clone(), v.clone())],
+                                ..Default::default()
+                            };
+                            needed = v.clone();
+                            e
+                        }
+                    };
+                    let out = patch_bytes(&bytes, &edits);
+                    prop_assert!(out.is_ok(), "step {i} {s:?}: {:?}", out.err());
+                    bytes = out.unwrap();
+                    let info = read_bytes(&bytes).unwrap();
+                    let current: Vec<String> = [
+                        info.runpath.clone(),
+                        info.soname.clone(),
+                        info.interpreter.clone(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .chain(info.needed.iter().cloned())
+                    .collect();
+                    used.push(match s {
+                        Step::Runpath(v)
+                        | Step::Soname(v)
+                        | Step::Interpreter(v)
+                        | Step::Needed(v) => v.clone(),
+                    });
+                    for old in used
+                        .iter()
+                        .filter(|u| !current.iter().any(|c| c.contains(u.as_str())))
+                    {
+                        let h = hash_of(old);
+                        let hits = bytes
+                            .windows(h.len())
+                            .filter(|w| *w == h.as_bytes())
+                            .count();
+                        prop_assert_eq!(hits, 0, "step {} {:?}: {} still in the file", i, s, old);
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
