@@ -284,7 +284,17 @@ enum Target {
     Shift { by: u64 },
 }
 
-/// Plans `edits` for the file `view` describes.
+/// Plans `edits` for the file `view` describes, in named phases:
+///
+/// 1. [`dynamic_entries`]: the new dynamic entries;
+/// 2. [`Strings::place`]: where new strings go, symbol renames, what the
+///    edits abandon;
+/// 3. [`Strings::interpreter`]: the interpreter, in place or moved;
+/// 4. [`choose_target`]: where the tail goes and what moves into it;
+/// 5. [`Draft::place_tail`], [`Draft::repoint`], [`Draft::add_segment`],
+///    [`Draft::follow_symbols`]: the tail laid out, every referrer of what
+///    moved rewritten, the segment that maps it, symbols that follow;
+/// 6. [`Draft::mips_fixups`] and [`Draft::serialise`]: the writes.
 pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     validate(edits)?;
     let page = match edits.page_size {
@@ -295,8 +305,29 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     if edits.needs_dynamic() && view.dynamic.is_none() {
         return Err(Unsupported::NoDynamic.into());
     }
+    let mut entries = dynamic_entries(view, edits, probe);
+    // Read (and check) the tables for every edit: a file whose version
+    // records or hash table are broken is refused before anything is
+    // written, whatever the edit.
+    let tables = view.tables()?;
+    let mut strings = Strings::place(view, edits, &mut entries, &tables)?;
+    strings.interpreter(view, edits)?;
+    let mut content = strings.content_writes(view, &tables, edits)?;
+    let chosen = choose_target(view, &tables, &strings, &entries, page)?;
+    let mut draft = Draft::new(view, &entries, edits)?;
+    if let Some(c) = &chosen {
+        draft.shift_for(view, c, page, &mut content);
+        let placed = draft.place_tail(view, &tables, c, page)?;
+        draft.repoint(view, c, &strings)?;
+        draft.add_segment(view, c, &placed)?;
+        draft.follow_symbols(view, &mut content)?;
+    }
+    draft.mips_fixups(view, &entries);
+    draft.serialise(view, edits, chosen.as_ref(), &strings, content)
+}
 
-    // 1. Dynamic entries.
+/// Phase 1: the dynamic entries after the edits (strings still unplaced).
+fn dynamic_entries(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = view.dynamic.as_ref().map_or_else(Vec::new, |d| {
         d.entries
             .iter()
@@ -313,214 +344,328 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     edit_soname(view, &mut entries, edits);
     edit_runpath(view, &mut entries, edits, probe);
     edit_flags(&mut entries, edits);
+    entries
+}
 
-    // 2. Strings.
-    let any_new_string = entries.iter().any(|e| e.new_str.is_some());
-    // Read (and check) the tables for every edit: a file whose version
-    // records or hash table are broken is refused before anything is
-    // written, whatever the edit.
-    let tables = view.tables()?;
-    let renames = symbols::renames(view, &tables, &edits.rename_symbols)?;
-    let sym_names: Vec<Vec<u8>> = renames.iter().map(|(_, n)| n.clone()).collect();
-    let (mut content, dynstr_placed, sym_offsets) = if any_new_string || !renames.is_empty() {
-        place_strings(view, edits, &mut entries, &tables, &sym_names)?
-    } else {
-        (Vec::new(), None, Vec::new())
-    };
-    if !renames.is_empty() {
-        let renamed: Vec<(usize, Vec<u8>, u64)> = renames
-            .into_iter()
-            .zip(sym_offsets)
-            .map(|((i, name), off)| (i, name, off))
-            .collect();
-        content.extend(symbols::rebuild(view, &tables, &renamed)?);
-    }
-    // Bytes an edit abandons are cleared (first, so that anything written
-    // there later wins): Nix scans every byte of a file for store paths.
-    let mut abandoned: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut dynstr_copy = None;
-    if let Some((copy, old)) = dynstr_placed {
-        if let Some(t) = &view.dynstr {
-            abandoned.extend(old.into_iter().map(|(o, b)| (t.offset + o, b)));
-        }
-        dynstr_copy = Some(copy);
-    }
+/// Phases 2 and 3: strings, the interpreter, and what the edits abandon.
+struct Strings {
+    /// Writes of content (strings in place, symbol tables, versions).
+    content: Vec<(u64, Vec<u8>)>,
+    /// Ranges the edits stop using, cleared before anything else is written.
+    abandoned: Vec<(u64, Vec<u8>)>,
+    /// The new `.dynstr`, when strings had to be appended.
+    dynstr_copy: Option<Vec<u8>>,
+    /// The new interpreter, when it does not fit in place.
+    new_interp: Option<Vec<u8>>,
+}
 
-    // 3. Interpreter and dynamic section capacity.
-    let mut new_interp: Option<Vec<u8>> = None;
-    if let Some(want) = &edits.interpreter {
-        let interp = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
-        if want.as_bytes() != interp.value {
-            let p = &view.phdrs[interp.phdr];
-            let mut bytes = want.as_bytes().to_vec();
-            bytes.push(0);
-            if bytes.len() as u64 <= p.p_filesz {
-                bytes.resize(p.p_filesz as usize, 0);
-                content.push((p.p_offset, bytes));
-            } else {
-                abandoned.push((p.p_offset, vec![0; p.p_filesz as usize]));
-                new_interp = Some(bytes);
-            }
-        }
-    }
-    let mut move_dynamic = dynamic_grows(view, &entries);
-    content.splice(0..0, abandoned);
-    content.extend(clear_symbol_versions(view, &tables, edits)?);
-
-    // 4. Layout.
-    let mut phdrs: Vec<ProgramHeader> = view.phdrs.clone();
-    if let Some(exec) = edits.execstack {
-        let stack = phdrs
-            .iter_mut()
-            .find(|p| p.p_type == PT_GNU_STACK)
-            .ok_or(Unsupported::NoGnuStack)?;
-        if exec {
-            stack.p_flags |= PF_X;
+impl Strings {
+    /// Phase 2: place new strings (dynamic entries, renamed symbols) and
+    /// rebuild what renaming symbols changes.
+    fn place(
+        view: &View<'_>,
+        edits: &Edits,
+        entries: &mut [Entry],
+        tables: &Tables,
+    ) -> Result<Strings> {
+        let any_new_string = entries.iter().any(|e| e.new_str.is_some());
+        let renames = symbols::renames(view, tables, &edits.rename_symbols)?;
+        let sym_names: Vec<Vec<u8>> = renames.iter().map(|(_, n)| n.clone()).collect();
+        let (mut content, dynstr_placed, sym_offsets) = if any_new_string || !renames.is_empty() {
+            place_strings(view, edits, entries, tables, &sym_names)?
         } else {
-            stack.p_flags &= !PF_X;
-        }
-    }
-    let mut shdrs: Vec<SectionHeader> = view.shdrs.clone();
-    let mut structural: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut new_len = view.file_len;
-    let mut dyn_vaddr = view.dynamic.as_ref().map_or(0, |d| d.vaddr);
-    let mut phnum = view.header.e_phnum;
-    let mut tail_items: Vec<Item> = Vec::new();
-    let mut layout = Layout::default();
-    let mut target = None;
-    let mut base = 0;
-    let mut repointed: HashSet<Referrer> = HashSet::new();
-
-    if dynstr_copy.is_some() || new_interp.is_some() || move_dynamic {
-        layout = segments::analyze(view, &tables);
-        loop {
-            let mut items = Vec::new();
-            repointed.clear();
-            if let Some(copy) = &dynstr_copy {
-                items.push(item(ItemKind::Dynstr, copy.len() as u64, 1));
-                repointed.insert(Referrer::Tag(DT_STRTAB));
-                if let Some(s) = view.dynstr.as_ref().and_then(|t| t.shdr) {
-                    repointed.insert(Referrer::Shdr(s));
-                }
-            }
-            if move_dynamic {
-                let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
-                let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
-                items.push(item(ItemKind::Dynamic, size, view.codec.word()));
-                if let Some(p) = d.phdr {
-                    repointed.insert(Referrer::Phdr(p));
-                }
-                if let Some(s) = d.shdr {
-                    repointed.insert(Referrer::Shdr(s));
-                }
-            }
-            if let Some(bytes) = &new_interp {
-                let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
-                items.push(item(ItemKind::Interp, bytes.len() as u64, 1));
-                repointed.insert(Referrer::Phdr(i.phdr));
-                if let Some(s) = i.shdr {
-                    repointed.insert(Referrer::Shdr(s));
-                }
-            }
-            // Groups that move must not carry the live dynamic section: its
-            // contents are re-serialised from `entries`, so it moves as an item.
-            let carries_dynamic = |groups: &[usize]| {
-                view.dynamic.as_ref().is_some_and(|d| {
-                    let r = match (d.phdr, d.shdr) {
-                        (Some(p), _) => Referrer::Phdr(p),
-                        (None, Some(s)) => Referrer::Shdr(s),
-                        (None, None) => return false,
-                    };
-                    groups
-                        .iter()
-                        .any(|&g| layout.has_live(&layout.groups[g], r, &repointed))
-                })
-            };
-            let moved_groups: Vec<usize>;
-            let chosen;
-            if let Some((t, inside)) = segments::own_tail(view, &layout) {
-                moved_groups = inside
-                    .into_iter()
-                    .filter(|&g| !layout.is_dead(&layout.groups[g], &repointed))
-                    .collect();
-                chosen = Target::Reuse(t);
-                base = view.phdrs[t].p_offset;
-            } else if let Some(l) = segments::extendable(view) {
-                moved_groups = Vec::new();
-                chosen = Target::Extend(l);
-                base = view.file_len;
-            } else if let Some(n) = view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
-                moved_groups = Vec::new();
-                chosen = Target::New {
-                    replace_null: Some(n),
-                };
-                base = view.file_len;
-            } else {
-                match segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed)
-                {
-                    Ok(groups) => {
-                        moved_groups = groups;
-                        chosen = Target::New { replace_null: None };
-                        base = view.file_len;
-                    }
-                    Err(why) => {
-                        let by = shift_size(view, page).ok_or_else(|| {
-                            Unsupported::NoRoomForProgramHeader(format!(
-                                "{why}; only a shared library's file may be shifted \
-                                 to make room (the kernel wants an executable's \
-                                 table in its first segment)"
-                            ))
-                        })?;
-                        moved_groups = Vec::new();
-                        chosen = Target::Shift { by };
-                        base = view.file_len + by;
-                    }
-                }
-            }
-            if !move_dynamic && carries_dynamic(&moved_groups) {
-                move_dynamic = true;
-                continue;
-            }
-            let mut all: Vec<Item> = moved_groups
-                .iter()
-                .map(|&g| {
-                    let grp = &layout.groups[g];
-                    Item {
-                        kind: ItemKind::Group(g),
-                        size: grp.size(),
-                        align: grp.align.min(page),
-                        congruent: Some(grp.start),
-                        off: 0,
-                        vaddr: 0,
-                    }
-                })
+            (Vec::new(), None, Vec::new())
+        };
+        if !renames.is_empty() {
+            let renamed: Vec<(usize, Vec<u8>, u64)> = renames
+                .into_iter()
+                .zip(sym_offsets)
+                .map(|((i, name), off)| (i, name, off))
                 .collect();
-            all.extend(items);
-            tail_items = all;
-            target = Some(chosen);
-            break;
+            content.extend(symbols::rebuild(view, tables, &renamed)?);
         }
+        // Bytes an edit abandons are cleared (first, so that anything
+        // written there later wins): Nix scans every byte for store paths.
+        let mut abandoned: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut dynstr_copy = None;
+        if let Some((copy, old)) = dynstr_placed {
+            if let Some(t) = &view.dynstr {
+                abandoned.extend(old.into_iter().map(|(o, b)| (t.offset + o, b)));
+            }
+            dynstr_copy = Some(copy);
+        }
+        Ok(Strings {
+            content,
+            abandoned,
+            dynstr_copy,
+            new_interp: None,
+        })
     }
 
-    let mut entries_final: Vec<(u64, u64)> = entries.iter().map(|e| (e.tag, e.val)).collect();
-    let mut dynamic_moved = false;
-    // How far the old contents move up in the file (`Target::Shift`).
-    let mut shift = 0;
-    // The `PT_LOAD` that maps the ELF header and the new table after a shift.
-    let mut header_segment: Option<ProgramHeader> = None;
-    if let Some(target) = target {
-        if let Target::Shift { by } = target {
-            shift = by;
-            shift_offsets(&mut phdrs, &mut shdrs, by, page);
-            // The old table moves up with everything else and is replaced
-            // by the one at the start: clear it.
+    /// Phase 3: the interpreter, in place (padded with NULs) or moved.
+    fn interpreter(&mut self, view: &View<'_>, edits: &Edits) -> Result<()> {
+        let Some(want) = &edits.interpreter else {
+            return Ok(());
+        };
+        let interp = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+        if want.as_bytes() == interp.value {
+            return Ok(());
+        }
+        let p = &view.phdrs[interp.phdr];
+        let mut bytes = want.as_bytes().to_vec();
+        bytes.push(0);
+        if bytes.len() as u64 <= p.p_filesz {
+            bytes.resize(p.p_filesz as usize, 0);
+            self.content.push((p.p_offset, bytes));
+        } else {
+            self.abandoned
+                .push((p.p_offset, vec![0; p.p_filesz as usize]));
+            self.new_interp = Some(bytes);
+        }
+        Ok(())
+    }
+
+    /// Every content write, abandoned ranges first.
+    fn content_writes(
+        &self,
+        view: &View<'_>,
+        tables: &Tables,
+        edits: &Edits,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut content = self.abandoned.clone();
+        content.extend(self.content.iter().cloned());
+        content.extend(clear_symbol_versions(view, tables, edits)?);
+        Ok(content)
+    }
+}
+
+/// Where the tail goes and what goes into it.
+struct Chosen {
+    target: Target,
+    /// File offset where the tail starts.
+    base: u64,
+    /// What the tail holds, in order.
+    items: Vec<Item>,
+    layout: Layout,
+    /// Referrers pointed at the tail items (not moved with their groups).
+    repointed: HashSet<Referrer>,
+}
+
+/// Phase 4: the tail's target (our earlier tail, the last segment, a new
+/// `PT_LOAD`, or a shift of the whole file) and its items. `None` when
+/// nothing needs to move.
+fn choose_target(
+    view: &View<'_>,
+    tables: &Tables,
+    strings: &Strings,
+    entries: &[Entry],
+    page: u64,
+) -> Result<Option<Chosen>> {
+    let mut move_dynamic = dynamic_grows(view, entries);
+    let (dynstr_copy, new_interp) = (&strings.dynstr_copy, &strings.new_interp);
+    if dynstr_copy.is_none() && new_interp.is_none() && !move_dynamic {
+        return Ok(None);
+    }
+    let layout = segments::analyze(view, tables);
+    let mut repointed: HashSet<Referrer> = HashSet::new();
+    let mut base: u64;
+    loop {
+        let mut items = Vec::new();
+        repointed.clear();
+        if let Some(copy) = dynstr_copy {
+            items.push(item(ItemKind::Dynstr, copy.len() as u64, 1));
+            repointed.insert(Referrer::Tag(DT_STRTAB));
+            if let Some(s) = view.dynstr.as_ref().and_then(|t| t.shdr) {
+                repointed.insert(Referrer::Shdr(s));
+            }
+        }
+        if move_dynamic {
+            let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
+            let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
+            items.push(item(ItemKind::Dynamic, size, view.codec.word()));
+            if let Some(p) = d.phdr {
+                repointed.insert(Referrer::Phdr(p));
+            }
+            if let Some(s) = d.shdr {
+                repointed.insert(Referrer::Shdr(s));
+            }
+        }
+        if let Some(bytes) = new_interp {
+            let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+            items.push(item(ItemKind::Interp, bytes.len() as u64, 1));
+            repointed.insert(Referrer::Phdr(i.phdr));
+            if let Some(s) = i.shdr {
+                repointed.insert(Referrer::Shdr(s));
+            }
+        }
+        // Groups that move must not carry the live dynamic section: its
+        // contents are re-serialised from `entries`, so it moves as an item.
+        let carries_dynamic = |groups: &[usize]| {
+            view.dynamic.as_ref().is_some_and(|d| {
+                let r = match (d.phdr, d.shdr) {
+                    (Some(p), _) => Referrer::Phdr(p),
+                    (None, Some(s)) => Referrer::Shdr(s),
+                    (None, None) => return false,
+                };
+                groups
+                    .iter()
+                    .any(|&g| layout.has_live(&layout.groups[g], r, &repointed))
+            })
+        };
+        let moved_groups: Vec<usize>;
+        let chosen;
+        if let Some((t, inside)) = segments::own_tail(view, &layout) {
+            moved_groups = inside
+                .into_iter()
+                .filter(|&g| !layout.is_dead(&layout.groups[g], &repointed))
+                .collect();
+            chosen = Target::Reuse(t);
+            base = view.phdrs[t].p_offset;
+        } else if let Some(l) = segments::extendable(view) {
+            moved_groups = Vec::new();
+            chosen = Target::Extend(l);
+            base = view.file_len;
+        } else if let Some(n) = view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
+            moved_groups = Vec::new();
+            chosen = Target::New {
+                replace_null: Some(n),
+            };
+            base = view.file_len;
+        } else {
+            match segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed) {
+                Ok(groups) => {
+                    moved_groups = groups;
+                    chosen = Target::New { replace_null: None };
+                    base = view.file_len;
+                }
+                Err(why) => {
+                    let by = shift_size(view, page).ok_or_else(|| {
+                        Unsupported::NoRoomForProgramHeader(format!(
+                            "{why}; only a shared library's file may be shifted \
+                             to make room (the kernel wants an executable's \
+                             table in its first segment)"
+                        ))
+                    })?;
+                    moved_groups = Vec::new();
+                    chosen = Target::Shift { by };
+                    base = view.file_len + by;
+                }
+            }
+        }
+        if !move_dynamic && carries_dynamic(&moved_groups) {
+            move_dynamic = true;
+            continue;
+        }
+        let mut all: Vec<Item> = moved_groups
+            .iter()
+            .map(|&g| {
+                let grp = &layout.groups[g];
+                Item {
+                    kind: ItemKind::Group(g),
+                    size: grp.size(),
+                    align: grp.align.min(page),
+                    congruent: Some(grp.start),
+                    off: 0,
+                    vaddr: 0,
+                }
+            })
+            .collect();
+        all.extend(items);
+        return Ok(Some(Chosen {
+            target: chosen,
+            base,
+            items: all,
+            layout,
+            repointed,
+        }));
+    }
+}
+
+/// Phases 5 and 6: the headers and dynamic entries as the plan changes
+/// them, then the writes.
+struct Draft {
+    phdrs: Vec<ProgramHeader>,
+    shdrs: Vec<SectionHeader>,
+    entries_final: Vec<(u64, u64)>,
+    phnum: u16,
+    new_len: u64,
+    /// Where `.dynamic` is now.
+    dyn_vaddr: u64,
+    /// How far the old contents move up in the file (`Target::Shift`).
+    shift: u64,
+    /// The `PT_LOAD` that maps the ELF header and the new table after a shift.
+    header_segment: Option<ProgramHeader>,
+    dynamic_moved: bool,
+    /// The tail items, laid out.
+    items: Vec<Item>,
+}
+
+/// Where the tail was laid out.
+struct TailPlace {
+    base_vaddr: u64,
+    seg_align: u64,
+    tail_end: u64,
+}
+
+impl Draft {
+    fn new(view: &View<'_>, entries: &[Entry], edits: &Edits) -> Result<Draft> {
+        let mut phdrs = view.phdrs.clone();
+        if let Some(exec) = edits.execstack {
+            let stack = phdrs
+                .iter_mut()
+                .find(|p| p.p_type == PT_GNU_STACK)
+                .ok_or(Unsupported::NoGnuStack)?;
+            if exec {
+                stack.p_flags |= PF_X;
+            } else {
+                stack.p_flags &= !PF_X;
+            }
+        }
+        Ok(Draft {
+            phdrs,
+            shdrs: view.shdrs.clone(),
+            entries_final: entries.iter().map(|e| (e.tag, e.val)).collect(),
+            phnum: view.header.e_phnum,
+            new_len: view.file_len,
+            dyn_vaddr: view.dynamic.as_ref().map_or(0, |d| d.vaddr),
+            shift: 0,
+            header_segment: None,
+            dynamic_moved: false,
+            items: Vec::new(),
+        })
+    }
+
+    /// `Target::Shift`: every offset moves up; the old header table is
+    /// replaced by one at the start, so it is cleared.
+    fn shift_for(
+        &mut self,
+        view: &View<'_>,
+        c: &Chosen,
+        page: u64,
+        content: &mut Vec<(u64, Vec<u8>)>,
+    ) {
+        if let Target::Shift { by } = c.target {
+            self.shift = by;
+            shift_offsets(&mut self.phdrs, &mut self.shdrs, by, page);
             let size = u64::from(view.header.e_phnum) * view.codec.phdr_size();
             content.insert(0, (view.header.e_phoff, vec![0; size as usize]));
         }
+    }
+
+    /// Offsets and addresses of the tail items.
+    fn place_tail(
+        &mut self,
+        view: &View<'_>,
+        tables: &Tables,
+        c: &Chosen,
+        page: u64,
+    ) -> Result<TailPlace> {
+        let (target, base) = (c.target, c.base);
         // A new segment starts above every other one, on a boundary of the
         // page size and of the largest alignment the file was linked for,
         // so no two segments share a page whatever the runtime page size.
-        let seg_align = phdrs
+        let seg_align = self
+            .phdrs
             .iter()
             .filter(|p| p.p_type == PT_LOAD && p.p_align.is_power_of_two())
             .map(|p| p.p_align)
@@ -542,7 +687,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 // span as a text relocation. Starting past the largest
                 // symbol keeps our read-only tail out of every such span, at
                 // the cost of unused address space only.
-                let gap = view.largest_symbol_size(&tables)?.min(MAX_SYMBOL_GAP);
+                let gap = view.largest_symbol_size(tables)?.min(MAX_SYMBOL_GAP);
                 let too_large = Unsupported::TooLarge {
                     what: "virtual address",
                     value: top,
@@ -554,7 +699,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 if let Target::Shift { by } = target {
                     // The header segment maps file offset 0 here, the tail
                     // segment follows it.
-                    header_segment = Some(ProgramHeader {
+                    self.header_segment = Some(ProgramHeader {
                         p_type: PT_LOAD,
                         p_flags: PF_R,
                         p_offset: 0,
@@ -574,7 +719,8 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         };
         let too_large = |what, value| Unsupported::TooLarge { what, value };
         let mut cur = base;
-        for it in &mut tail_items {
+        let mut items = c.items.clone();
+        for it in &mut items {
             let a = it.align.max(1);
             let want = it.congruent.map_or(0, |orig| orig % a);
             let mut off = cur - cur % a + want;
@@ -596,37 +742,48 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 return Err(too_large(what, value).into());
             }
         }
-
-        // Rewrite every referrer of what moved.
-        for it in &tail_items {
+        self.items = items;
+        Ok(TailPlace {
+            base_vaddr,
+            seg_align,
+            tail_end,
+        })
+    }
+    /// Every referrer of what moved now points at its new place.
+    fn repoint(&mut self, view: &View<'_>, c: &Chosen, strings: &Strings) -> Result<()> {
+        let (layout, repointed) = (&c.layout, &c.repointed);
+        for it in &self.items {
             match it.kind {
                 ItemKind::Dynstr => {
                     let t = view
                         .dynstr
                         .as_ref()
                         .ok_or(Malformed::MissingStrtab("new strings"))?;
-                    let size = dynstr_copy.as_ref().map_or(0, |c| c.len() as u64);
-                    set_tag(&mut entries_final, DT_STRTAB, it.vaddr);
-                    set_tag(&mut entries_final, DT_STRSZ, size);
+                    let size = strings.dynstr_copy.as_ref().map_or(0, |c| c.len() as u64);
+                    set_tag(&mut self.entries_final, DT_STRTAB, it.vaddr);
+                    set_tag(&mut self.entries_final, DT_STRSZ, size);
                     if let Some(s) = t.shdr {
-                        it.repoint_section(&mut shdrs[s], size);
+                        it.repoint_section(&mut self.shdrs[s], size);
                     }
                 }
                 ItemKind::Dynamic => {
                     let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
                     match d.phdr {
-                        Some(p) => it.repoint_segment(&mut phdrs[p], d.shdr.map(|s| &mut shdrs[s])),
+                        Some(p) => it.repoint_segment(
+                            &mut self.phdrs[p],
+                            d.shdr.map(|s| &mut self.shdrs[s]),
+                        ),
                         None => {
                             if let Some(s) = d.shdr {
-                                it.repoint_section(&mut shdrs[s], it.size);
+                                it.repoint_section(&mut self.shdrs[s], it.size);
                             }
                         }
                     }
-                    dyn_vaddr = it.vaddr;
+                    self.dyn_vaddr = it.vaddr;
                 }
                 ItemKind::Interp => {
                     let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
-                    it.repoint_segment(&mut phdrs[i.phdr], i.shdr.map(|s| &mut shdrs[s]));
+                    it.repoint_segment(&mut self.phdrs[i.phdr], i.shdr.map(|s| &mut self.shdrs[s]));
                 }
                 ItemKind::Group(g) => {
                     // Each referrer belongs to exactly one object, so nothing
@@ -643,18 +800,18 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                             }
                             match *r {
                                 Referrer::Phdr(i) => {
-                                    let p = &mut phdrs[i];
+                                    let p = &mut self.phdrs[i];
                                     p.p_offset = p.p_offset.wrapping_add(doff);
                                     p.p_vaddr = p.p_vaddr.wrapping_add(dv);
                                     p.p_paddr = p.p_paddr.wrapping_add(dv);
                                 }
                                 Referrer::Shdr(i) => {
-                                    let s = &mut shdrs[i];
+                                    let s = &mut self.shdrs[i];
                                     s.sh_offset = s.sh_offset.wrapping_add(doff);
                                     s.sh_addr = s.sh_addr.wrapping_add(dv);
                                 }
                                 Referrer::Tag(tag) if MOVABLE_TAGS.contains(&tag) => {
-                                    for e in entries_final.iter_mut().filter(|e| e.0 == tag) {
+                                    for e in self.entries_final.iter_mut().filter(|e| e.0 == tag) {
                                         if vrange.contains(&e.1) {
                                             e.1 = e.1.wrapping_add(dv);
                                         }
@@ -667,16 +824,22 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 }
             }
         }
+        Ok(())
+    }
 
-        // The segment that holds the tail: writable only when it holds
-        // `.dynamic` (the loader writes DT_DEBUG there).
+    /// The segment that maps the tail: writable only when it holds
+    /// `.dynamic` (the loader writes DT_DEBUG there).
+    fn add_segment(&mut self, view: &View<'_>, c: &Chosen, placed: &TailPlace) -> Result<()> {
+        let (base, tail_end) = (c.base, placed.tail_end);
+        let (base_vaddr, seg_align) = (placed.base_vaddr, placed.seg_align);
         let seg_size = |off: u64| tail_end - off;
-        let flags = if tail_items.iter().any(|i| i.kind == ItemKind::Dynamic) {
+        let flags = if self.items.iter().any(|i| i.kind == ItemKind::Dynamic) {
             PF_R | PF_W
         } else {
             PF_R
         };
-        match target {
+        let phdrs = &mut self.phdrs;
+        match c.target {
             Target::Reuse(t) => {
                 let off = phdrs[t].p_offset;
                 phdrs[t].p_filesz = seg_size(off);
@@ -704,7 +867,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                         phdrs.remove(n);
                     }
                     None => {
-                        phnum = phnum.checked_add(1).filter(|&n| n < 0xffff).ok_or(
+                        self.phnum = self.phnum.checked_add(1).filter(|&n| n < 0xffff).ok_or(
                             Unsupported::NoRoomForProgramHeader("too many program headers".into()),
                         )?;
                         for p in phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
@@ -720,9 +883,12 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 phdrs.insert(after_last_load, load);
             }
             Target::Shift { .. } => {
-                let header = header_segment.ok_or(Unsupported::NoRoomForProgramHeader(
-                    "no address for the header segment".into(),
-                ))?;
+                let header =
+                    self.header_segment
+                        .clone()
+                        .ok_or(Unsupported::NoRoomForProgramHeader(
+                            "no address for the header segment".into(),
+                        ))?;
                 let load = ProgramHeader {
                     p_type: PT_LOAD,
                     p_flags: flags,
@@ -739,13 +905,13 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                     .map_or(phdrs.len(), |i| i + 1);
                 let header_vaddr = header.p_vaddr;
                 phdrs.splice(after_last_load..after_last_load, [header, load]);
-                phnum = u16::try_from(phdrs.len())
+                self.phnum = u16::try_from(phdrs.len())
                     .ok()
                     .filter(|&n| n < 0xffff)
                     .ok_or(Unsupported::NoRoomForProgramHeader(
                         "too many program headers".into(),
                     ))?;
-                let table = u64::from(phnum) * view.codec.phdr_size();
+                let table = u64::from(self.phnum) * view.codec.phdr_size();
                 for p in phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
                     p.p_offset = view.codec.ehdr_size();
                     p.p_vaddr = header_vaddr + view.codec.ehdr_size();
@@ -755,140 +921,157 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
                 }
             }
         }
-        new_len = tail_end;
-        dynamic_moved = tail_items.iter().any(|i| i.kind == ItemKind::Dynamic);
+        self.new_len = tail_end;
+        self.dynamic_moved = self.items.iter().any(|i| i.kind == ItemKind::Dynamic);
+        Ok(())
+    }
 
-        // Symbols defined in sections that moved follow them (`_DYNAMIC`
-        // always names the dynamic section, even when it was stale).
+    /// Symbols defined in sections that moved follow them (`_DYNAMIC`
+    /// always names the dynamic section, even when it was stale).
+    fn follow_symbols(&mut self, view: &View<'_>, content: &mut Vec<(u64, Vec<u8>)>) -> Result<()> {
+        let shdrs = &self.shdrs;
         let moved: HashSet<usize> = (0..shdrs.len())
             .filter(|&i| {
                 shdrs[i].sh_addr != view.shdrs[i].sh_addr
                     && view.shdrs[i].sh_flags & u64::from(SHF_ALLOC) != 0
             })
             .collect();
-        if !moved.is_empty() {
-            let dynamic_section = view.dynamic.as_ref().and_then(|d| d.shdr);
-            for sym in view.symbols_in(&moved, dynamic_section)? {
-                let (old, new) = (&view.shdrs[sym.shndx], &shdrs[sym.shndx]);
-                let value = if sym.is_dynamic {
-                    dyn_vaddr
-                } else if (old.sh_addr..=old.sh_addr.saturating_add(old.sh_size))
-                    .contains(&sym.value)
-                {
-                    sym.value
-                        .wrapping_sub(old.sh_addr)
-                        .wrapping_add(new.sh_addr)
-                } else {
-                    continue;
-                };
-                let mut b = vec![0; view.codec.word() as usize];
-                view.codec.put_uword(&mut b, 0, value);
-                content.push((sym.field, b));
-            }
+        if moved.is_empty() {
+            return Ok(());
         }
-    }
-
-    // MIPS: DT_MIPS_RLD_MAP_REL is relative to its own entry's address.
-    if segments::is_mips(view) {
-        if let Some(d) = &view.dynamic {
-            let es = view.codec.dyn_size();
-            for (idx, e) in entries.iter().enumerate() {
-                if e.tag != DT_MIPS_RLD_MAP_REL {
-                    continue;
-                }
-                if let Some(o) = e.orig {
-                    let old_at = d.vaddr + o as u64 * es;
-                    let new_at = dyn_vaddr + idx as u64 * es;
-                    let mut v = entries_final[idx]
-                        .1
-                        .wrapping_add(old_at)
-                        .wrapping_sub(new_at);
-                    if !view.codec.is64 {
-                        v &= 0xffff_ffff;
-                    }
-                    entries_final[idx].1 = v;
-                }
-            }
-        }
-    }
-
-    // 5. Serialise. Content writes first: moved groups copy them.
-    let mut tail_buf: Vec<u8> = Vec::new();
-    if target.is_some() {
-        let tail_end = new_len;
-        tail_buf = vec![0; (tail_end - base) as usize];
-        for it in &tail_items {
-            let at = (it.off - base) as usize;
-            let bytes = match it.kind {
-                ItemKind::Dynstr => dynstr_copy.clone().unwrap_or_default(),
-                ItemKind::Dynamic => view
-                    .codec
-                    .dyn_bytes(&entries_final, entries_final.len() + 1),
-                ItemKind::Interp => new_interp.clone().unwrap_or_default(),
-                ItemKind::Group(g) => {
-                    let grp = &layout.groups[g];
-                    snapshot(view, &content, grp.start, grp.size())?
-                }
+        let dynamic_section = view.dynamic.as_ref().and_then(|d| d.shdr);
+        for sym in view.symbols_in(&moved, dynamic_section)? {
+            let (old, new) = (&view.shdrs[sym.shndx], &shdrs[sym.shndx]);
+            let value = if sym.is_dynamic {
+                self.dyn_vaddr
+            } else if (old.sh_addr..=old.sh_addr.saturating_add(old.sh_size)).contains(&sym.value) {
+                sym.value
+                    .wrapping_sub(old.sh_addr)
+                    .wrapping_add(new.sh_addr)
+            } else {
+                continue;
             };
-            tail_buf[at..at + bytes.len()].copy_from_slice(&bytes);
+            let mut b = vec![0; view.codec.word() as usize];
+            view.codec.put_uword(&mut b, 0, value);
+            content.push((sym.field, b));
+        }
+        Ok(())
+    }
+
+    /// MIPS: DT_MIPS_RLD_MAP_REL is relative to its own entry's address.
+    fn mips_fixups(&mut self, view: &View<'_>, entries: &[Entry]) {
+        if !segments::is_mips(view) {
+            return;
+        }
+        let Some(d) = &view.dynamic else { return };
+        let es = view.codec.dyn_size();
+        for (idx, e) in entries.iter().enumerate() {
+            if e.tag != DT_MIPS_RLD_MAP_REL {
+                continue;
+            }
+            if let Some(o) = e.orig {
+                let old_at = d.vaddr + o as u64 * es;
+                let new_at = self.dyn_vaddr + idx as u64 * es;
+                let mut v = self.entries_final[idx]
+                    .1
+                    .wrapping_add(old_at)
+                    .wrapping_sub(new_at);
+                if !view.codec.is64 {
+                    v &= 0xffff_ffff;
+                }
+                self.entries_final[idx].1 = v;
+            }
         }
     }
 
-    // After a shift, everything written where it was is written `shift`
-    // bytes further; the ELF header is written anew at the start.
-    let mut e_phoff = view.header.e_phoff;
-    let mut e_shoff = view.header.e_shoff;
-    if shift > 0 {
-        for w in &mut content {
-            w.0 += shift;
+    /// The writes: content first (moved groups copy it), then the tail, the
+    /// headers and the dynamic section.
+    fn serialise(
+        self,
+        view: &View<'_>,
+        edits: &Edits,
+        chosen: Option<&Chosen>,
+        strings: &Strings,
+        mut content: Vec<(u64, Vec<u8>)>,
+    ) -> Result<Plan> {
+        let mut structural: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut tail_buf: Vec<u8> = Vec::new();
+        if let Some(c) = chosen {
+            tail_buf = vec![0; (self.new_len - c.base) as usize];
+            for it in &self.items {
+                let at = (it.off - c.base) as usize;
+                let bytes = match it.kind {
+                    ItemKind::Dynstr => strings.dynstr_copy.clone().unwrap_or_default(),
+                    ItemKind::Dynamic => view
+                        .codec
+                        .dyn_bytes(&self.entries_final, self.entries_final.len() + 1),
+                    ItemKind::Interp => strings.new_interp.clone().unwrap_or_default(),
+                    ItemKind::Group(g) => {
+                        let grp = &c.layout.groups[g];
+                        snapshot(view, &content, grp.start, grp.size())?
+                    }
+                };
+                tail_buf[at..at + bytes.len()].copy_from_slice(&bytes);
+            }
         }
-        e_phoff = view.codec.ehdr_size();
-        if e_shoff != 0 {
-            e_shoff += shift;
-        }
-        let mut ehdr = view.read(0, view.codec.ehdr_size(), "ELF header")?;
-        view.codec.put_ehdr_offsets(&mut ehdr, e_phoff, e_shoff);
-        structural.push((0, ehdr));
-    }
-    if let Some(abi) = edits.os_abi {
-        if abi != view.osabi() {
-            structural.push((u64::from(goblin::elf::header::EI_OSABI as u8), vec![abi]));
-        }
-    }
-    if phnum != view.header.e_phnum {
-        let mut b = [0u8; 2];
-        view.codec.put_u16(&mut b, 0, phnum);
-        structural.push((view.codec.e_phnum_offset(), b.to_vec()));
-    }
-    if phdrs != view.phdrs {
-        let mut table = Vec::with_capacity(phdrs.len() * view.codec.phdr_size() as usize);
-        for p in &phdrs {
-            table.extend(view.codec.phdr_bytes(p));
-        }
-        structural.push((e_phoff, table));
-    }
-    for (i, s) in shdrs.iter().enumerate() {
-        if *s != view.shdrs[i] {
-            let at = e_shoff + i as u64 * view.codec.shdr_size();
-            structural.push((at, view.codec.shdr_bytes(s)));
-        }
-    }
-    if let Some(d) = &view.dynamic {
-        if !dynamic_moved {
-            let slots = (d.entries.len().max(entries_final.len()) + 1).min(d.slots as usize);
-            structural.push((
-                d.offset + shift,
-                view.codec.dyn_bytes(&entries_final, slots),
-            ));
-        }
-    }
-    if target.is_some() {
-        structural.push((base, tail_buf));
-    }
 
-    let mut writes = content;
-    writes.extend(structural);
-    finish(view, writes, new_len, shift)
+        // After a shift, everything written where it was is written `shift`
+        // bytes further; the ELF header is written anew at the start.
+        let shift = self.shift;
+        let mut e_phoff = view.header.e_phoff;
+        let mut e_shoff = view.header.e_shoff;
+        if shift > 0 {
+            for w in &mut content {
+                w.0 += shift;
+            }
+            e_phoff = view.codec.ehdr_size();
+            if e_shoff != 0 {
+                e_shoff += shift;
+            }
+            let mut ehdr = view.read(0, view.codec.ehdr_size(), "ELF header")?;
+            view.codec.put_ehdr_offsets(&mut ehdr, e_phoff, e_shoff);
+            structural.push((0, ehdr));
+        }
+        if let Some(abi) = edits.os_abi {
+            if abi != view.osabi() {
+                structural.push((u64::from(goblin::elf::header::EI_OSABI as u8), vec![abi]));
+            }
+        }
+        if self.phnum != view.header.e_phnum {
+            let mut b = [0u8; 2];
+            view.codec.put_u16(&mut b, 0, self.phnum);
+            structural.push((view.codec.e_phnum_offset(), b.to_vec()));
+        }
+        if self.phdrs != view.phdrs {
+            let mut table = Vec::with_capacity(self.phdrs.len() * view.codec.phdr_size() as usize);
+            for p in &self.phdrs {
+                table.extend(view.codec.phdr_bytes(p));
+            }
+            structural.push((e_phoff, table));
+        }
+        for (i, s) in self.shdrs.iter().enumerate() {
+            if *s != view.shdrs[i] {
+                let at = e_shoff + i as u64 * view.codec.shdr_size();
+                structural.push((at, view.codec.shdr_bytes(s)));
+            }
+        }
+        if let Some(d) = &view.dynamic {
+            if !self.dynamic_moved {
+                let slots =
+                    (d.entries.len().max(self.entries_final.len()) + 1).min(d.slots as usize);
+                structural.push((
+                    d.offset + shift,
+                    view.codec.dyn_bytes(&self.entries_final, slots),
+                ));
+            }
+        }
+        if let Some(c) = chosen {
+            structural.push((c.base, tail_buf));
+        }
+        let mut writes = content;
+        writes.extend(structural);
+        finish(view, writes, self.new_len, shift)
+    }
 }
 
 /// How far a shared library's contents must move up to make room for the
