@@ -423,6 +423,20 @@ fn no_edit_still_checks_the_file() {
     assert_eq!(o.status.code(), Some(1), "patchelf agrees");
 }
 
+/// Each print flag gives the same exit code and output from both tools.
+fn prints_agree(me: &Path, file: &Path, flags: &[&str]) {
+    for flag in flags {
+        let theirs = run_tool(oracle(), &[flag.as_ref(), file.as_os_str()]);
+        let mine = run_tool(me, &[flag.as_ref(), file.as_os_str()]);
+        assert_eq!(
+            (mine.status.code(), stdout(&mine)),
+            (theirs.status.code(), stdout(&theirs)),
+            "{flag}: {}",
+            stderr(&mine)
+        );
+    }
+}
+
 /// `strip --only-keep-debug` output: PT_INTERP and PT_DYNAMIC with no bytes
 /// in the file. patchelf treats it as a file without a dynamic section.
 #[test]
@@ -450,16 +464,11 @@ fn debug_only_files_read_like_patchelf_and_take_an_interpreter() {
         (mine.status.code(), stdout(&mine)),
         (Some(0), String::new())
     );
-    for flag in ["--print-rpath", "--print-interpreter", "--print-soname"] {
-        let theirs = run_tool(oracle(), &[flag.as_ref(), dbg.as_os_str()]);
-        let mine = run_tool(&me, &[flag.as_ref(), dbg.as_os_str()]);
-        assert_eq!(
-            (mine.status.code(), stdout(&mine)),
-            (theirs.status.code(), stdout(&theirs)),
-            "{flag}: {}",
-            stderr(&mine)
-        );
-    }
+    prints_agree(
+        &me,
+        &dbg,
+        &["--print-rpath", "--print-interpreter", "--print-soname"],
+    );
     let o = run_tool(
         &me,
         &[
@@ -625,16 +634,11 @@ fn dynamic_found_through_section_headers_without_pt_dynamic() {
         .expect("PT_DYNAMIC");
     bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     std::fs::write(&damaged, &bytes).unwrap();
-    for flag in ["--print-rpath", "--print-soname", "--print-needed"] {
-        let theirs = run_tool(oracle(), &[flag.as_ref(), damaged.as_os_str()]);
-        let mine = run_tool(&me, &[flag.as_ref(), damaged.as_os_str()]);
-        assert_eq!(
-            (mine.status.code(), stdout(&mine)),
-            (theirs.status.code(), stdout(&theirs)),
-            "{flag}: {}",
-            stderr(&mine)
-        );
-    }
+    prints_agree(
+        &me,
+        &damaged,
+        &["--print-rpath", "--print-soname", "--print-needed"],
+    );
     let o = run_tool(
         &me,
         &[
