@@ -1151,10 +1151,7 @@ fn place_strings(
                 }
                 user_of[i] = Some(w);
             }
-            None if STRING_TAGS.contains(&e.tag) => {
-                refs.fixed.push(e.val);
-                refs.paths.push(e.val);
-            }
+            None if STRING_TAGS.contains(&e.tag) => refs.fixed.push(e.val),
             None => {}
         }
     }
@@ -1172,10 +1169,7 @@ fn place_strings(
                 wants[w].old.push(vn.name);
                 vn_users.push((vn.field, w));
             }
-            None => {
-                refs.fixed.push(vn.name);
-                refs.paths.push(vn.name);
-            }
+            None => refs.fixed.push(vn.name),
         }
     }
     // New symbol names (renamed symbols keep their old names too).

@@ -21,11 +21,6 @@ pub(crate) struct Refs {
     /// Whether `fixed` is known to hold every reference. When it is not,
     /// nothing is overwritten in place and a copy keeps every byte.
     pub complete: bool,
-    /// Those of `fixed` that name files or directories (dynamic entries'
-    /// strings, `vn_file` names): when the table is copied, they are
-    /// cleared in the abandoned old table too — they are what may hold a
-    /// store path.
-    pub paths: Vec<u64>,
 }
 
 /// Symbol and version-table references: the ones no edit changes.
@@ -33,7 +28,6 @@ pub(crate) fn symbol_refs(view: &View<'_>, tables: &Tables) -> Result<Refs> {
     let mut refs = Refs {
         fixed: tables.version_names.clone(),
         complete: true,
-        paths: Vec::new(),
     };
     match view.symbol_names(tables)? {
         Some(names) => refs.fixed.extend(names),
@@ -71,8 +65,7 @@ pub(crate) struct Placement {
     pub patches: Vec<(u64, Vec<u8>)>,
     /// The whole new table, when some string had to be appended.
     pub copy: Option<Vec<u8>>,
-    /// With a copy: ranges of the old table (offset inside it, zeros) that
-    /// held the edited strings' old values, to clear.
+    /// With a copy: the old table (offset inside it, zeros), to clear.
     pub abandoned: Vec<(u64, Vec<u8>)>,
 }
 
@@ -213,17 +206,8 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
         }
     }
     // The old table is abandoned as a whole (every reference now reads the
-    // copy): the old values of the edited strings are cleared there too.
-    let abandoned = wants
-        .iter()
-        .flat_map(|w| &w.old)
-        .chain(&refs.paths)
-        .filter_map(|&o| {
-            let n = nul_at_or_after(table, o)?;
-            let start = usize::try_from(o).ok()?;
-            (start < n).then(|| (o, vec![0; n - start]))
-        })
-        .collect();
+    // copy): it is cleared, like patchelf clears what it replaces.
+    let abandoned = vec![(0, vec![0; table.len()])];
     for (i, w) in wants.iter().enumerate() {
         if offsets[i].is_none() {
             offsets[i] = Some(copy.len() as u64);
@@ -298,7 +282,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
-            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         assert_eq!(p.copy, None);
@@ -312,7 +295,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 16],
             complete: true,
-            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         let copy = p.copy.expect("a copy");
@@ -326,7 +308,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: false,
-            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("/a", &[11])]);
         assert!(p.copy.is_some());
@@ -338,7 +319,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 11],
             complete: true,
-            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("so.6", &[])]);
         assert_eq!(p.copy, None);
@@ -351,7 +331,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
-            paths: Vec::new(),
         };
         let long = "/a/much/longer/path";
         let p = place(TABLE, &refs, &[want(long, &[11])]);
@@ -368,7 +347,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1, 20],
             complete: true,
-            paths: Vec::new(),
         };
         let long = "/a/much/longer/path";
         let p = place(table, &refs, &[want(long, &[11])]);
@@ -378,7 +356,7 @@ mod tests {
             b"\0libc.so.6\0\0\0\0\0\0\0\0\0\0sym\0"
         );
         assert_eq!(&copy[table.len()..], format!("{long}\0").as_bytes());
-        assert_eq!(p.abandoned, vec![(11, vec![0; 8])]);
+        assert_eq!(p.abandoned, vec![(0, vec![0; table.len()])]);
     }
 
     #[test]
@@ -388,7 +366,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
-            paths: Vec::new(),
         };
         let p = place(TABLE, &refs, &[want("libc.so.6", &[11])]);
         assert_eq!(p.copy, None);
@@ -403,7 +380,6 @@ mod tests {
         let refs = Refs {
             fixed: vec![1],
             complete: true,
-            paths: Vec::new(),
         };
         let p = place(table, &refs, &[want("/opt/lib", &[11])]);
         assert_eq!(p.copy, None);
