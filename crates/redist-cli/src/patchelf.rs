@@ -381,6 +381,10 @@ pub fn run(a: Args) -> u8 {
     if a.output.is_some() && a.files.len() > 1 {
         return fail("--output takes a single input file");
     }
+    // Like patchelf: one search-path edit at a time.
+    if a.set_rpath.is_some() && a.add_rpath.is_some() {
+        return fail("--set-rpath and --add-rpath cannot be combined");
+    }
     let edits = match edits(&a) {
         Ok(e) => e,
         Err(e) => return fail(&e),

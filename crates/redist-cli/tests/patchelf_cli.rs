@@ -332,6 +332,19 @@ fn errors_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     let o = run_tool(&me, &["--print-rpath".as_ref()]);
     assert_eq!(o.status.code(), Some(2), "usage errors are clap's 2");
+    // One search-path edit at a time, like patchelf.
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            "/a".as_ref(),
+            "--add-rpath".as_ref(),
+            "/b".as_ref(),
+            d.join("notelf").as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot be combined"), "{}", stderr(&o));
 }
 
 #[test]
