@@ -10,10 +10,7 @@ use crate::table::size;
 use crate::{FeaturesArgs, FetchArgs, InstallArgs, LayoutArg, ListArgs, NixExprArgs};
 
 fn rules(path: &Option<std::path::PathBuf>) -> Result<Rules, Error> {
-    match path {
-        Some(p) => Rules::from_file(p),
-        None => Ok(Rules::builtin()),
-    }
+    Rules::load(path.as_deref())
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -227,10 +224,8 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         },
         rules: rules(&args.rules)?,
         only,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        decoder_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        jobs: args.jobs.unwrap_or_else(redist::default_threads),
+        decoder_threads: redist::default_threads() as u32,
         autopatch: args.patch.options()?,
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);

@@ -562,14 +562,11 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
         LayoutArg::Split => redist::Mode::Split,
         LayoutArg::Merged => redist::Mode::Merged,
     };
-    let layout = match &args.rules {
-        Some(path) => redist::Layout::new(
-            &redist::Rules::from_file(path)?,
-            mode,
-            &path.display().to_string(),
-        )?,
-        None => redist::Layout::builtin(mode),
-    };
+    let origin = args
+        .rules
+        .as_ref()
+        .map_or_else(|| "built-in".to_owned(), |p| p.display().to_string());
+    let layout = redist::Layout::new(&redist::Rules::load(args.rules.as_deref())?, mode, &origin)?;
     let mut opts = redist::UnpackOptions {
         layout,
         autopatch: args.patch.options()?,

@@ -497,17 +497,7 @@ fn origin_target(file_dir: &str, entry: &str) -> Option<String> {
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    let mut parts: Vec<&str> = file_dir.split('/').filter(|c| !c.is_empty()).collect();
-    for c in rest.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
-        }
-    }
-    Some(parts.join("/"))
+    crate::unpack::join_lexically(file_dir, rest)
 }
 
 /// Whether `dir` is `output` or below it.

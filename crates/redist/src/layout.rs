@@ -62,6 +62,15 @@ impl Rules {
         BUILTIN
     }
 
+    /// The rules file at `path`, or the built-in table: what every command
+    /// and the Nix builder use.
+    pub fn load(path: Option<&Path>) -> Result<Rules> {
+        match path {
+            Some(p) => Rules::from_file(p),
+            None => Ok(Rules::builtin()),
+        }
+    }
+
     /// Read a rules file: JSON when it ends in `.json`, TOML otherwise.
     pub fn from_file(path: &Path) -> Result<Rules> {
         let origin = path.display().to_string();

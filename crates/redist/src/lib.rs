@@ -114,6 +114,11 @@ impl Input {
     }
 }
 
+/// Threads to use when not told: every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How to unpack.
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
@@ -153,7 +158,7 @@ impl Default for UnpackOptions {
     fn default() -> Self {
         UnpackOptions {
             layout: Layout::builtin(Mode::Split),
-            decoder_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            decoder_threads: default_threads() as u32,
             mtime: None,
             only: None,
             final_root: None,

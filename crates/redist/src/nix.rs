@@ -240,17 +240,14 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             message: "the derivation must declare the `out` output".into(),
         });
     }
-    let base = match &b.rules {
-        Some(p) => Rules::from_file(p)?,
-        None => Rules::builtin(),
-    };
+    let base = Rules::load(b.rules.as_deref())?;
     let layout = Layout::new(&rules_for(&base, &declared), Mode::Split, "rules")?;
     let layout_names: Vec<String> = layout.output_names().map(str::to_owned).collect();
     let roots: BTreeMap<String, PathBuf> = b.outputs.iter().cloned().collect();
     let tree = b.build_top.join("redist-tree");
     let ignore_missing = crate::layout::glob_set(&b.ignore_missing, "ignoreMissing")?;
     let threads = if b.cores == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        crate::default_threads()
     } else {
         b.cores
     };
@@ -397,23 +394,16 @@ fn absolute_cross_output_links(
                     .unwrap_or(&d)
                     .to_string_lossy()
                     .into_owned();
-                let mut parts: Vec<String> = rel_dir
-                    .split('/')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                for c in target.to_string_lossy().split('/') {
-                    match c {
-                        "" | "." => {}
-                        ".." => {
-                            parts.pop();
-                        }
-                        c => parts.push(c.to_owned()),
-                    }
-                }
-                let first = parts.first().cloned().unwrap_or_default();
+                // Unpacking refused links that climb out of the tree.
+                let Some(joined) =
+                    crate::unpack::join_lexically(&rel_dir, &target.to_string_lossy())
+                else {
+                    continue;
+                };
+                let parts: Vec<&str> = joined.split('/').collect();
+                let first = parts.first().copied().unwrap_or_default();
                 if first != output {
-                    if let Some(root) = roots.get(&first) {
+                    if let Some(root) = roots.get(first) {
                         let abs = parts[1..].iter().fold(root.clone(), |acc, c| acc.join(c));
                         fs::remove_file(&p).map_err(|source| Error::Write {
                             path: p.clone(),

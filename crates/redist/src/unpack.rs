@@ -553,22 +553,9 @@ impl<'a> Writer<'a> {
         // Resolve lexically from the link's directory; the rewritten target
         // never contains `..` after a normal component, so no chain of
         // links can climb out of the output.
-        let mut parts: Vec<&str> = path.split('/').collect();
-        parts.pop();
-        for c in target.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    if parts.pop().is_none() {
-                        return Err(
-                            self.unsafe_entry(name, UnsafeRule::SymlinkEscapes(target.to_owned()))
-                        );
-                    }
-                }
-                c => parts.push(c),
-            }
-        }
-        let resolved = parts.join("/");
+        let resolved = join_lexically(parent(path), target).ok_or_else(|| {
+            self.unsafe_entry(name, UnsafeRule::SymlinkEscapes(target.to_owned()))
+        })?;
         let (output, dest) = self.destination(path, false);
         self.place_symlink(name, path, output, dest, resolved)?;
         self.note_archive_dirs(path, false);
@@ -723,6 +710,25 @@ pub(crate) fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(p, _)| p)
 }
 
+/// `rel` (a symlink target, an `$ORIGIN` path) followed from directory
+/// `dir`, both relative to one root, lexically: `.` and empty components
+/// dropped, `..` removing one. `None` when it climbs above the root. The
+/// one place this rule lives: symlinks while unpacking, their chains, the
+/// Nix placement, autopatch's `$ORIGIN` entries.
+pub fn join_lexically(dir: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+    for c in rel.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 /// The relative path from directory `from` to `to` (both relative to the
 /// same root, both without `..`).
 pub(crate) fn relative(from: &str, to: &str) -> String {
@@ -744,17 +750,7 @@ pub fn resolve(dest: &str, written: &str, nodes: &HashMap<String, Node>) -> Opti
     let mut at = dest.to_owned();
     let mut target = written.to_owned();
     for _ in 0..40 {
-        let mut parts: Vec<&str> = parent(&at).split('/').filter(|c| !c.is_empty()).collect();
-        for c in target.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    parts.pop()?;
-                }
-                c => parts.push(c),
-            }
-        }
-        let next = parts.join("/");
+        let next = join_lexically(parent(&at), &target)?;
         match nodes.get(&next).map(|n| &n.kind) {
             Some(NodeKind::Symlink { written, .. }) => {
                 target = written.clone();
