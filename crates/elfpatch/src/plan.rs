@@ -313,8 +313,9 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     let mut strings = Strings::place(view, edits, &mut entries, &tables)?;
     strings.interpreter(view, edits)?;
     let mut content = strings.content_writes(view, &tables, edits)?;
-    let chosen = choose_target(view, &tables, &strings, &entries, page)?;
-    let mut draft = Draft::new(view, &entries, edits)?;
+    let stack = StackHeader::of(view, edits);
+    let chosen = choose_target(view, &tables, &strings, &entries, page, &stack)?;
+    let mut draft = Draft::new(view, &entries, edits, &stack)?;
     if let Some(c) = &chosen {
         draft.shift_for(view, c, page, &mut content);
         let placed = draft.place_tail(view, &tables, c, page)?;
@@ -439,6 +440,58 @@ impl Strings {
     }
 }
 
+/// How `execstack` reaches `PT_GNU_STACK`.
+enum StackHeader {
+    /// Nothing to add: no execstack edit, or the header exists.
+    None,
+    /// The file has none: a `PT_NULL` entry becomes it.
+    ReplaceNull(usize),
+    /// The file has none and no spare entry: the table grows by it.
+    Add(ProgramHeader),
+}
+
+impl StackHeader {
+    fn of(view: &View<'_>, edits: &Edits) -> StackHeader {
+        let Some(exec) = edits.execstack else {
+            return StackHeader::None;
+        };
+        if view.phdrs.iter().any(|p| p.p_type == PT_GNU_STACK) {
+            return StackHeader::None;
+        }
+        // What GNU ld writes (patchelf's own has p_align 1).
+        let header = ProgramHeader {
+            p_type: PT_GNU_STACK,
+            p_flags: PF_R | PF_W | if exec { PF_X } else { 0 },
+            p_offset: 0,
+            p_vaddr: 0,
+            p_paddr: 0,
+            p_filesz: 0,
+            p_memsz: 0,
+            p_align: 16,
+        };
+        match view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
+            Some(n) => StackHeader::ReplaceNull(n),
+            None => StackHeader::Add(header),
+        }
+    }
+
+    fn header(&self, exec: bool) -> ProgramHeader {
+        match self {
+            StackHeader::Add(h) => h.clone(),
+            _ => ProgramHeader {
+                p_type: PT_GNU_STACK,
+                p_flags: PF_R | PF_W | if exec { PF_X } else { 0 },
+                p_offset: 0,
+                p_vaddr: 0,
+                p_paddr: 0,
+                p_filesz: 0,
+                p_memsz: 0,
+                p_align: 16,
+            },
+        }
+    }
+}
+
 /// Where the tail goes and what goes into it.
 struct Chosen {
     target: Target,
@@ -460,12 +513,21 @@ fn choose_target(
     strings: &Strings,
     entries: &[Entry],
     page: u64,
+    stack: &StackHeader,
 ) -> Result<Option<Chosen>> {
     let mut move_dynamic = dynamic_grows(view, entries);
     let (dynstr_copy, new_interp) = (&strings.dynstr_copy, &strings.new_interp);
-    if dynstr_copy.is_none() && new_interp.is_none() && !move_dynamic {
+    // A header to add makes the table grow: our tail and the last
+    // segment cannot help with that.
+    let grow = matches!(stack, StackHeader::Add(_));
+    if dynstr_copy.is_none() && new_interp.is_none() && !move_dynamic && !grow {
         return Ok(None);
     }
+    let extra = u64::from(grow);
+    let taken_null = match stack {
+        StackHeader::ReplaceNull(n) => Some(*n),
+        _ => None,
+    };
     let layout = segments::analyze(view, tables);
     let mut repointed: HashSet<Referrer> = HashSet::new();
     let mut base: u64;
@@ -514,32 +576,45 @@ fn choose_target(
         };
         let moved_groups: Vec<usize>;
         let chosen;
-        if let Some((t, inside)) = segments::own_tail(view, &layout) {
+        let own_tail = segments::own_tail(view, &layout).filter(|_| !grow);
+        let free_null = view
+            .phdrs
+            .iter()
+            .enumerate()
+            .position(|(i, p)| p.p_type == PT_NULL && Some(i) != taken_null)
+            .filter(|_| !grow);
+        if let Some((t, inside)) = own_tail {
             moved_groups = inside
                 .into_iter()
                 .filter(|&g| !layout.is_dead(&layout.groups[g], &repointed))
                 .collect();
             chosen = Target::Reuse(t);
             base = view.phdrs[t].p_offset;
-        } else if let Some(l) = segments::extendable(view) {
+        } else if let Some(l) = segments::extendable(view).filter(|_| !grow) {
             moved_groups = Vec::new();
             chosen = Target::Extend(l);
             base = view.file_len;
-        } else if let Some(n) = view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
+        } else if let Some(n) = free_null {
             moved_groups = Vec::new();
             chosen = Target::New {
                 replace_null: Some(n),
             };
             base = view.file_len;
         } else {
-            match segments::room_after_phdrs(view, &layout, view.codec.phdr_size(), &repointed) {
+            let entries = 1 + extra;
+            match segments::room_after_phdrs(
+                view,
+                &layout,
+                entries * view.codec.phdr_size(),
+                &repointed,
+            ) {
                 Ok(groups) => {
                     moved_groups = groups;
                     chosen = Target::New { replace_null: None };
                     base = view.file_len;
                 }
                 Err(why) => {
-                    let by = shift_size(view, page).ok_or_else(|| {
+                    let by = shift_size(view, page, extra).ok_or_else(|| {
                         Unsupported::NoRoomForProgramHeader(format!(
                             "{why}; only a shared library's file may be shifted \
                              to make room (the kernel wants an executable's \
@@ -598,6 +673,8 @@ struct Draft {
     dynamic_moved: bool,
     /// The tail items, laid out.
     items: Vec<Item>,
+    /// Program headers to add (a `PT_GNU_STACK` the file lacks).
+    extra: Vec<ProgramHeader>,
 }
 
 /// Where the tail was laid out.
@@ -608,17 +685,29 @@ struct TailPlace {
 }
 
 impl Draft {
-    fn new(view: &View<'_>, entries: &[Entry], edits: &Edits) -> Result<Draft> {
+    fn new(
+        view: &View<'_>,
+        entries: &[Entry],
+        edits: &Edits,
+        stack: &StackHeader,
+    ) -> Result<Draft> {
         let mut phdrs = view.phdrs.clone();
+        let mut extra = Vec::new();
         if let Some(exec) = edits.execstack {
-            let stack = phdrs
-                .iter_mut()
-                .find(|p| p.p_type == PT_GNU_STACK)
-                .ok_or(Unsupported::NoGnuStack)?;
-            if exec {
-                stack.p_flags |= PF_X;
-            } else {
-                stack.p_flags &= !PF_X;
+            match stack {
+                StackHeader::None => {
+                    let stack = phdrs
+                        .iter_mut()
+                        .find(|p| p.p_type == PT_GNU_STACK)
+                        .ok_or(Unsupported::NoGnuStack)?;
+                    if exec {
+                        stack.p_flags |= PF_X;
+                    } else {
+                        stack.p_flags &= !PF_X;
+                    }
+                }
+                StackHeader::ReplaceNull(n) => phdrs[*n] = stack.header(exec),
+                StackHeader::Add(h) => extra.push(h.clone()),
             }
         }
         Ok(Draft {
@@ -632,6 +721,7 @@ impl Draft {
             header_segment: None,
             dynamic_moved: false,
             items: Vec::new(),
+            extra,
         })
     }
 
@@ -867,12 +957,20 @@ impl Draft {
                         phdrs.remove(n);
                     }
                     None => {
-                        self.phnum = self.phnum.checked_add(1).filter(|&n| n < 0xffff).ok_or(
-                            Unsupported::NoRoomForProgramHeader("too many program headers".into()),
-                        )?;
+                        // Nothing moved (the table had room): no segment to map.
+                        let load_needed = !self.items.is_empty();
+                        let added = u16::from(load_needed) + self.extra.len() as u16;
+                        self.phnum = self
+                            .phnum
+                            .checked_add(added)
+                            .filter(|&n| n < 0xffff)
+                            .ok_or(Unsupported::NoRoomForProgramHeader(
+                                "too many program headers".into(),
+                            ))?;
+                        let grown = u64::from(added) * view.codec.phdr_size();
                         for p in phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
-                            p.p_filesz = p.p_filesz.saturating_add(view.codec.phdr_size());
-                            p.p_memsz = p.p_memsz.saturating_add(view.codec.phdr_size());
+                            p.p_filesz = p.p_filesz.saturating_add(grown);
+                            p.p_memsz = p.p_memsz.saturating_add(grown);
                         }
                     }
                 }
@@ -880,7 +978,10 @@ impl Draft {
                     .iter()
                     .rposition(|p| p.p_type == PT_LOAD)
                     .map_or(phdrs.len(), |i| i + 1);
-                phdrs.insert(after_last_load, load);
+                if replace_null.is_some() || !self.items.is_empty() {
+                    phdrs.insert(after_last_load, load);
+                }
+                phdrs.append(&mut self.extra);
             }
             Target::Shift { .. } => {
                 let header =
@@ -905,6 +1006,7 @@ impl Draft {
                     .map_or(phdrs.len(), |i| i + 1);
                 let header_vaddr = header.p_vaddr;
                 phdrs.splice(after_last_load..after_last_load, [header, load]);
+                phdrs.append(&mut self.extra);
                 self.phnum = u16::try_from(phdrs.len())
                     .ok()
                     .filter(|&n| n < 0xffff)
@@ -1080,11 +1182,11 @@ impl Draft {
 /// `PT_INTERP`) need their table inside the first segment, where kernels
 /// before Linux 5.18 look for it; shared libraries are mapped by the
 /// dynamic loader, which finds the table through the `PT_LOAD` holding it.
-fn shift_size(view: &View<'_>, page: u64) -> Option<u64> {
+fn shift_size(view: &View<'_>, page: u64, extra: u64) -> Option<u64> {
     if view.file_type() != ET_DYN || view.interp.is_some() {
         return None;
     }
-    let entries = u64::from(view.header.e_phnum) + 2;
+    let entries = u64::from(view.header.e_phnum) + 2 + extra;
     let need = view.codec.ehdr_size() + entries * view.codec.phdr_size();
     need.checked_next_multiple_of(page)
 }

@@ -1148,3 +1148,77 @@ fn executable_whose_program_headers_cannot_grow_is_refused_and_left_untouched() 
     );
     assert_eq!(snapshot(&exe), before);
 }
+
+/// Retypes the file's PT_GNU_STACK (ELF64 LE) to `to`.
+fn retype_gnu_stack(file: &Path, to: u32) {
+    let mut b = fs::read(file).unwrap();
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap()) as usize;
+    let (size, n) = (u16_at(&b, 0x36), u16_at(&b, 0x38));
+    let at = (0..n)
+        .map(|i| phoff + i * size)
+        .find(|&at| b[at..at + 4] == 0x6474_e551u32.to_le_bytes())
+        .expect("PT_GNU_STACK");
+    b[at..at + 4].copy_from_slice(&to.to_le_bytes());
+    fs::write(file, b).unwrap();
+}
+
+#[test]
+fn execstack_adds_a_missing_gnu_stack_header() {
+    let execstack = |exec| Edits {
+        execstack: Some(exec),
+        ..Default::default()
+    };
+    // No PT_GNU_STACK and no spare entry (retyped to PT_LOOS, which the
+    // loader ignores): the table grows by one.
+    let d = Dir::new();
+    d.greet_lib("lib/libgreet.so", &[]);
+    let rpath = format!("-Wl,-rpath,{}", d.path("lib").display());
+    let exe = d.main_exe("bin/main", &[&rpath]);
+    let expected = run(&exe, None);
+    retype_gnu_stack(&exe, 0x6000_0000);
+    assert_eq!(read(&exe).unwrap().execstack, None);
+    assert!(patch_file(&exe, &execstack(false)).unwrap().changed);
+    assert_eq!(read(&exe).unwrap().execstack, Some(false));
+    assert!(readelf(&["-lW"], &exe)
+        .lines()
+        .any(|l| l.contains("GNU_STACK") && l.contains(" RW ")));
+    // (eu-elflint rightly dislikes the fixture's PT_LOOS entry, so the
+    // loader and the layout invariants judge.)
+    assert_eq!(runs(&exe).as_deref(), Ok(expected.as_str()));
+    assert_layout_invariants(&exe, 4096);
+    // Again: the header is there now, only its flag changes.
+    assert!(patch_file(&exe, &execstack(true)).unwrap().changed);
+    assert_eq!(read(&exe).unwrap().execstack, Some(true));
+    assert_eq!(runs(&exe).as_deref(), Ok(expected.as_str()));
+
+    let lib = d.greet_lib("lib2/libgreet.so", &[]);
+    retype_gnu_stack(&lib, 0x6000_0000);
+    assert!(patch_file(&lib, &execstack(false)).unwrap().changed);
+    assert_eq!(read(&lib).unwrap().execstack, Some(false));
+    d.assert_dlopens(&lib);
+    assert_layout_invariants(&lib, 4096);
+
+    // A library whose table cannot grow in place is shifted by whole
+    // pages, with room for the new entry too.
+    let early = d.early_rodata_lib("lib3/libgreet.so", &[]);
+    retype_gnu_stack(&early, 0x6000_0000);
+    let before = fs::metadata(&early).unwrap().len();
+    assert!(patch_file(&early, &execstack(false)).unwrap().changed);
+    assert!(fs::metadata(&early).unwrap().len() > before);
+    assert_eq!(read(&early).unwrap().execstack, Some(false));
+    d.assert_dlopens(&early);
+    assert_layout_invariants(&early, 4096);
+
+    // A PT_NULL entry becomes the header: nothing else moves.
+    let spare = d.main_exe("bin/spare", &[&rpath]);
+    retype_gnu_stack(&spare, 0);
+    let len = fs::metadata(&spare).unwrap().len();
+    let out = patch_file(&spare, &execstack(false)).unwrap();
+    assert_eq!(
+        (out.new_len, read(&spare).unwrap().execstack),
+        (len, Some(false))
+    );
+    assert!(out.bytes_written <= 64, "{out:?}");
+    assert_eq!(runs(&spare).as_deref(), Ok(expected.as_str()));
+}
