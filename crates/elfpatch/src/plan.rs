@@ -458,37 +458,24 @@ impl StackHeader {
         if view.phdrs.iter().any(|p| p.p_type == PT_GNU_STACK) {
             return StackHeader::None;
         }
-        // What GNU ld writes (patchelf's own has p_align 1).
-        let header = ProgramHeader {
-            p_type: PT_GNU_STACK,
-            p_flags: PF_R | PF_W | if exec { PF_X } else { 0 },
-            p_offset: 0,
-            p_vaddr: 0,
-            p_paddr: 0,
-            p_filesz: 0,
-            p_memsz: 0,
-            p_align: 16,
-        };
         match view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
             Some(n) => StackHeader::ReplaceNull(n),
-            None => StackHeader::Add(header),
+            None => StackHeader::Add(gnu_stack(exec)),
         }
     }
+}
 
-    fn header(&self, exec: bool) -> ProgramHeader {
-        match self {
-            StackHeader::Add(h) => h.clone(),
-            _ => ProgramHeader {
-                p_type: PT_GNU_STACK,
-                p_flags: PF_R | PF_W | if exec { PF_X } else { 0 },
-                p_offset: 0,
-                p_vaddr: 0,
-                p_paddr: 0,
-                p_filesz: 0,
-                p_memsz: 0,
-                p_align: 16,
-            },
-        }
+/// A `PT_GNU_STACK` as GNU ld writes it (patchelf's own has `p_align` 1).
+fn gnu_stack(exec: bool) -> ProgramHeader {
+    ProgramHeader {
+        p_type: PT_GNU_STACK,
+        p_flags: PF_R | PF_W | if exec { PF_X } else { 0 },
+        p_offset: 0,
+        p_vaddr: 0,
+        p_paddr: 0,
+        p_filesz: 0,
+        p_memsz: 0,
+        p_align: 16,
     }
 }
 
@@ -706,7 +693,7 @@ impl Draft {
                         stack.p_flags &= !PF_X;
                     }
                 }
-                StackHeader::ReplaceNull(n) => phdrs[*n] = stack.header(exec),
+                StackHeader::ReplaceNull(n) => phdrs[*n] = gnu_stack(exec),
                 StackHeader::Add(h) => extra.push(h.clone()),
             }
         }
