@@ -103,6 +103,10 @@ pub struct Args {
     /// rebuilt. Repeatable.
     #[arg(long, value_name = "NAME_MAP_FILE")]
     rename_dynamic_symbols: Vec<PathBuf>,
+    /// patchelf 0.19's NixOS loader resolution cache note: not supported
+    /// yet; refused with a message rather than ignored.
+    #[arg(long)]
+    build_resolution_cache: bool,
     /// Accepted for compatibility; redist never sorts sections or headers.
     #[arg(long)]
     no_sort: bool,
@@ -380,6 +384,12 @@ pub fn run(a: Args) -> u8 {
     };
     if a.output.is_some() && a.files.len() > 1 {
         return fail("--output takes a single input file");
+    }
+    if a.build_resolution_cache {
+        return fail(
+            "--build-resolution-cache is not supported yet (the files are left untouched); \
+             run NixOS patchelf 0.19 for that step",
+        );
     }
     // Like patchelf: one search-path edit at a time.
     if a.set_rpath.is_some() && a.add_rpath.is_some() {

@@ -332,6 +332,18 @@ fn errors_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     let o = run_tool(&me, &["--print-rpath".as_ref()]);
     assert_eq!(o.status.code(), Some(2), "usage errors are clap's 2");
+    // Not supported yet: said, not ignored; nothing written.
+    let before = std::fs::read(d.join("notelf")).unwrap();
+    let o = run_tool(
+        &me,
+        &[
+            "--build-resolution-cache".as_ref(),
+            d.join("notelf").as_os_str(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(d.join("notelf")).unwrap(), before);
     // One search-path edit at a time, like patchelf.
     let o = run_tool(
         &me,
