@@ -1393,20 +1393,8 @@ fn clear_symbol_versions(
         .versym
         .as_ref()
         .ok_or(Unsupported::NoSymbolVersions)?;
-    let names = view
-        .symbol_names(tables)?
-        .ok_or(Unsupported::NoSymbolVersions)?;
-    let strtab = view
-        .dynstr
-        .as_ref()
-        .ok_or(Malformed::MissingStrtab("symbols"))?;
     let mut writes = Vec::new();
-    for (i, &n) in names.iter().enumerate() {
-        let name = strtab.get(n).ok_or(Malformed::StringOutOfBounds {
-            what: "st_name",
-            offset: n,
-            size: strtab.bytes.len() as u64,
-        })?;
+    for (i, name) in symbols::names(view, tables)?.into_iter().enumerate() {
         if edits
             .clear_symbol_versions
             .iter()

@@ -15,6 +15,21 @@ use goblin::elf::section_header::{SHT_DYNSYM, SHT_REL, SHT_RELA};
 use crate::error::{Malformed, Result, Unsupported};
 use crate::view::{Tables, View};
 
+/// The name of every dynamic symbol, by index.
+pub(crate) fn names<'v>(view: &'v View<'_>, tables: &Tables) -> Result<Vec<&'v [u8]>> {
+    let offsets = view
+        .symbol_names(tables)?
+        .ok_or(Unsupported::NoSymbolTable)?;
+    let strtab = view
+        .dynstr
+        .as_ref()
+        .ok_or(Malformed::MissingStrtab("symbols"))?;
+    offsets
+        .into_iter()
+        .map(|n| name_at(strtab.get(n), n, strtab.bytes.len()))
+        .collect()
+}
+
 /// The symbols `map` renames: (symbol index, new name).
 pub(crate) fn renames(
     view: &View<'_>,
@@ -24,16 +39,8 @@ pub(crate) fn renames(
     if map.is_empty() {
         return Ok(Vec::new());
     }
-    let names = view
-        .symbol_names(tables)?
-        .ok_or(Unsupported::NoSymbolTable)?;
-    let strtab = view
-        .dynstr
-        .as_ref()
-        .ok_or(Malformed::MissingStrtab("symbols"))?;
     let mut out = Vec::new();
-    for (i, &n) in names.iter().enumerate() {
-        let name = name_at(strtab.get(n), n, strtab.bytes.len())?;
+    for (i, name) in names(view, tables)?.into_iter().enumerate() {
         if let Some((_, to)) = map.iter().find(|(from, _)| from.as_bytes() == name) {
             out.push((i, to.as_bytes().to_vec()));
         }

@@ -31,14 +31,33 @@ fn library(d: &Dir) -> PathBuf {
 /// malformed-input error for which `expect` holds, and that the file is
 /// untouched.
 fn assert_rejected(file: &Path, f: impl FnOnce(&mut Vec<u8>), expect: impl Fn(&Malformed) -> bool) {
+    let before = damage(file, f);
+    check_errors(
+        file,
+        [
+            read(file).unwrap_err(),
+            patch_file(file, &edits()).unwrap_err(),
+        ],
+        &expect,
+    );
+    assert_eq!(snapshot(file), before, "the file was modified");
+}
+
+/// Applies `f` to `file`'s bytes; returns the damaged file's snapshot.
+fn damage(file: &Path, f: impl FnOnce(&mut Vec<u8>)) -> (Vec<u8>, std::time::SystemTime) {
     let mut bytes = fs::read(file).unwrap();
     f(&mut bytes);
     fs::write(file, &bytes).unwrap();
-    let before = snapshot(file);
-    for err in [
-        read(file).unwrap_err(),
-        patch_file(file, &edits()).unwrap_err(),
-    ] {
+    snapshot(file)
+}
+
+/// Each error is a malformed-input error about `file` for which `expect` holds.
+fn check_errors(
+    file: &Path,
+    errors: impl IntoIterator<Item = elfpatch::Error>,
+    expect: &dyn Fn(&Malformed) -> bool,
+) {
+    for err in errors {
         assert_eq!(err.path(), file);
         match err.kind() {
             ErrorKind::Malformed(m) => assert!(expect(m), "unexpected problem: {m:?}"),
@@ -49,7 +68,6 @@ fn assert_rejected(file: &Path, f: impl FnOnce(&mut Vec<u8>), expect: impl Fn(&M
             "{err}"
         );
     }
-    assert_eq!(snapshot(file), before, "the file was modified");
 }
 
 fn header(bytes: &[u8]) -> goblin::elf::Header {
@@ -500,26 +518,14 @@ fn assert_edit_rejected(
     f: impl FnOnce(&mut Vec<u8>),
     expect: impl Fn(&Malformed) -> bool,
 ) {
-    let mut bytes = fs::read(file).unwrap();
-    f(&mut bytes);
-    fs::write(file, &bytes).unwrap();
-    let before = snapshot(file);
+    let before = damage(file, f);
     read(file).expect("reading is fine");
     let small = Edits {
         runpath: RunpathEdit::Set("/o".into()),
         ..Default::default()
     };
-    for e in [edits(), small] {
-        let err = patch_file(file, &e).unwrap_err();
-        match err.kind() {
-            ErrorKind::Malformed(m) => assert!(expect(m), "unexpected problem: {m:?}"),
-            other => panic!("expected a malformed-input error, got {other:?}"),
-        }
-        assert!(
-            err.to_string().starts_with(&file.display().to_string()),
-            "{err}"
-        );
-    }
+    let errors = [edits(), small].map(|e| patch_file(file, &e).unwrap_err());
+    check_errors(file, errors, &expect);
     assert_eq!(snapshot(file), before, "the file was modified");
 }
 

@@ -170,6 +170,18 @@ fn edited(bytes: &[u8], edits: elfpatch::Edits) -> Vec<u8> {
     elfpatch::patch_bytes(bytes, &edits).expect("fixture edit")
 }
 
+/// `bytes` with this search path (DT_RPATH when `force_rpath`).
+fn with_runpath(bytes: &[u8], runpath: &str, force_rpath: bool) -> Vec<u8> {
+    edited(
+        bytes,
+        elfpatch::Edits {
+            runpath: elfpatch::RunpathEdit::Set(runpath.into()),
+            force_rpath,
+            ..Default::default()
+        },
+    )
+}
+
 #[test]
 fn driver_libraries_come_from_the_driver() {
     let d = Dir::new();
@@ -224,13 +236,7 @@ fn a_files_own_absolute_runpath_is_searched_and_kept() {
     std::fs::create_dir_all(&ext).unwrap();
     std::fs::write(ext.join("libdep.so.1"), &linked().libdep).unwrap();
     let l = linked();
-    let libuser = edited(
-        &l.libuser,
-        elfpatch::Edits {
-            runpath: elfpatch::RunpathEdit::Set(format!("$ORIGIN:{}", ext.display())),
-            ..Default::default()
-        },
-    );
+    let libuser = with_runpath(&l.libuser, &format!("$ORIGIN:{}", ext.display()), false);
     let a = redist_archive(
         "cuda_app",
         "1.0",
@@ -258,12 +264,10 @@ fn a_files_own_absolute_runpath_is_searched_and_kept() {
 fn absolute_mode_keeps_origin_entries_inside_the_output() {
     let d = Dir::new();
     let l = linked();
-    let dlopener = edited(
+    let dlopener = with_runpath(
         &l.dlopener,
-        elfpatch::Edits {
-            runpath: elfpatch::RunpathEdit::Set("$ORIGIN/plugins:$ORIGIN/../../elsewhere".into()),
-            ..Default::default()
-        },
+        "$ORIGIN/plugins:$ORIGIN/../../elsewhere",
+        false,
     );
     let a = redist_archive(
         "x",
@@ -386,14 +390,7 @@ fn rpath_files_end_with_runpath_like_nixpkgs() {
     // --set-rpath turns into DT_RUNPATH, even for the same value).
     let d = Dir::new();
     let l = linked();
-    let libuser = edited(
-        &l.libuser,
-        elfpatch::Edits {
-            runpath: elfpatch::RunpathEdit::Set("$ORIGIN".into()),
-            force_rpath: true,
-            ..Default::default()
-        },
-    );
+    let libuser = with_runpath(&l.libuser, "$ORIGIN", true);
     assert_eq!(
         elfpatch::read_bytes(&libuser).unwrap().rpath.as_deref(),
         Some("$ORIGIN")
