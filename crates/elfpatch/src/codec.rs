@@ -96,6 +96,16 @@ impl Codec {
         }
     }
 
+    /// Offset of `e_shnum` in the ELF header.
+    pub fn e_shnum_offset(self) -> u64 {
+        self.e_phnum_offset() + 4
+    }
+
+    /// Offset of `e_shstrndx` in the ELF header.
+    pub fn e_shstrndx_offset(self) -> u64 {
+        self.e_phnum_offset() + 6
+    }
+
     /// Writes `e_phoff` and `e_shoff` into the ELF header `b`.
     pub fn put_ehdr_offsets(self, b: &mut [u8], e_phoff: u64, e_shoff: u64) {
         let (phoff, shoff) = if self.is64 { (32, 40) } else { (28, 32) };

@@ -219,6 +219,13 @@ pub enum Unsupported {
         /// The value.
         value: u64,
     },
+    /// Two requested edits that do not go together.
+    #[error("{0}")]
+    Combination(&'static str),
+    /// The file already has a resolution-cache note that the edits would
+    /// leave stale.
+    #[error("a resolution cache note (.note.nixos.ldcache) is already present and differs from what the file needs now; rebuild it from an unpatched file")]
+    StaleCache,
     /// The page size given is not a power of two.
     #[error("page size {0} is not a power of two")]
     BadPageSize(u64),

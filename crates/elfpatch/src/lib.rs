@@ -65,6 +65,7 @@
 pub mod apply;
 mod codec;
 mod error;
+pub mod ldcache;
 pub mod notes;
 pub mod plan;
 mod segments;
@@ -223,6 +224,20 @@ pub struct Outcome {
     pub new_len: u64,
     /// Bytes written, tail included.
     pub bytes_written: u64,
+    /// Why [`Edits::resolution_cache`] wrote no note.
+    pub cache_skipped: Option<ldcache::Skipped>,
+}
+
+impl Outcome {
+    fn of(plan: &Plan) -> Outcome {
+        Outcome {
+            changed: !plan.is_empty(),
+            old_len: plan.old_len,
+            new_len: plan.new_len,
+            bytes_written: plan.bytes_written(),
+            cache_skipped: plan.cache_skipped,
+        }
+    }
 }
 
 const MEMORY: &str = "<memory>";
@@ -270,13 +285,8 @@ pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
     let file = File::open(path).map_err(|e| at(e.into()))?;
     let src = FileSource::new(file).map_err(|e| at(e.into()))?;
     let view = View::parse(&src).map_err(at)?;
-    let plan = plan::plan(&view, edits, &probe_machine).map_err(at)?;
-    let outcome = Outcome {
-        changed: !plan.is_empty(),
-        old_len: plan.old_len,
-        new_len: plan.new_len,
-        bytes_written: plan.bytes_written(),
-    };
+    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
+    let outcome = Outcome::of(&plan);
     if plan.is_empty() {
         return Ok(outcome);
     }
@@ -298,8 +308,13 @@ pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
 
 /// Applies `edits` to an ELF image in memory and returns the new image.
 pub fn patch_bytes(data: &[u8], edits: &Edits) -> Result<Vec<u8>, Error> {
+    patch_image(data, edits).map(|(image, _)| image)
+}
+
+/// Like [`patch_bytes`], with what [`patch_file`] would report.
+pub fn patch_image(data: &[u8], edits: &Edits) -> Result<(Vec<u8>, Outcome), Error> {
     let at = |k: ErrorKind| Error::new(MEMORY, k);
     let view = View::parse(&data).map_err(at)?;
-    let plan = plan::plan(&view, edits, &probe_machine).map_err(at)?;
-    Ok(apply::to_vec(data, &plan))
+    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
+    Ok((apply::to_vec(data, &plan), Outcome::of(&plan)))
 }

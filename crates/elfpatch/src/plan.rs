@@ -33,11 +33,14 @@ use goblin::elf::header::{
     EM_AARCH64, EM_LOONGARCH, EM_MIPS, EM_MIPS_RS3_LE, EM_PPC64, EM_SPARC, EM_SPARC32PLUS,
     EM_SPARCV9, ET_DYN,
 };
-use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_GNU_STACK, PT_LOAD, PT_NULL, PT_PHDR};
-use goblin::elf::section_header::{SHF_ALLOC, SHT_NULL};
+use goblin::elf::program_header::{
+    PF_R, PF_W, PF_X, PT_GNU_STACK, PT_LOAD, PT_NOTE, PT_NULL, PT_PHDR,
+};
+use goblin::elf::section_header::{SHF_ALLOC, SHT_NOTE, SHT_NULL, SHT_REL, SHT_RELA};
 use goblin::elf::{ProgramHeader, SectionHeader};
 
 use crate::error::{Malformed, Result, Unsupported};
+use crate::ldcache::{self, NoteEdit};
 use crate::segments::{self, Layout, Referrer, DT_MIPS_RLD_MAP_REL, MOVABLE_TAGS};
 use crate::strtab::{self, Want};
 use crate::symbols;
@@ -116,6 +119,12 @@ pub struct Edits {
     /// (old, new) names of dynamic symbols to rename; the hash tables are
     /// rebuilt (patchelf's `--rename-dynamic-symbols`).
     pub rename_symbols: Vec<(String, String)>,
+    /// Record where the search path finds each needed library in a
+    /// `.note.nixos.ldcache` note, for the NixOS loader (patchelf 0.19's
+    /// `--build-resolution-cache`); see [`crate::ldcache`]. Built from the
+    /// file as the other edits leave it. Edits that change the needed
+    /// libraries or the search path remove an existing note.
+    pub resolution_cache: bool,
 }
 
 impl Edits {
@@ -133,6 +142,7 @@ impl Edits {
             && !self.add_debug_tag
             && self.clear_symbol_versions.is_empty()
             && self.rename_symbols.is_empty()
+            && !self.resolution_cache
     }
 
     fn needs_dynamic(&self) -> bool {
@@ -186,6 +196,8 @@ pub struct Plan {
     pub old_len: u64,
     /// The file's length after.
     pub new_len: u64,
+    /// Why [`Edits::resolution_cache`] wrote no note (patchelf warns).
+    pub cache_skipped: Option<crate::ldcache::Skipped>,
 }
 
 impl Plan {
@@ -210,9 +222,37 @@ impl Plan {
     }
 }
 
-/// Tells the planner the `e_machine` of the ELF file at a path, if there is
-/// one; used by [`RunpathEdit::Shrink`].
-pub type Probe<'p> = &'p dyn Fn(&Path) -> Option<u16>;
+/// What the planner asks of the file system: [`RunpathEdit::Shrink`] which
+/// directories provide a library, [`Edits::resolution_cache`] which
+/// libraries and `glibc-hwcaps` directories exist. Tests substitute their
+/// own; [`Host`] is the real one.
+pub trait Filesystem {
+    /// The `e_machine` of the ELF file at `path`, if it is one.
+    fn machine(&self, path: &Path) -> Option<u16>;
+    /// Whether `path` can be opened for reading (`access(R_OK)`).
+    fn readable(&self, path: &Path) -> bool;
+    /// Whether `path` exists (`access(F_OK)`).
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// The file system of this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host;
+
+impl Filesystem for Host {
+    fn machine(&self, path: &Path) -> Option<u16> {
+        crate::probe_machine(path)
+    }
+    fn readable(&self, path: &Path) -> bool {
+        std::fs::File::open(path).is_ok()
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// How the planner reaches the file system.
+pub type Probe<'p> = &'p dyn Filesystem;
 
 /// A dynamic entry being planned.
 #[derive(Debug, Clone)]
@@ -231,6 +271,8 @@ enum ItemKind {
     Dynstr,
     Dynamic,
     Interp,
+    /// The resolution-cache note.
+    Note,
     Group(usize),
 }
 
@@ -310,12 +352,17 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     // records or hash table are broken is refused before anything is
     // written, whatever the edit.
     let tables = view.tables()?;
+    let (note, cache_skipped) = note_edit(view, edits, &entries, probe)?;
     let mut strings = Strings::place(view, edits, &mut entries, &tables)?;
     strings.interpreter(view, edits)?;
     let mut content = strings.content_writes(view, &tables, edits)?;
+    if let Some(old) = note.old() {
+        // Its descriptor names store paths: cleared like any abandoned string.
+        content.insert(0, (old.offset, vec![0; old.size as usize]));
+    }
     let stack = StackHeader::of(view, edits);
-    let chosen = choose_target(view, &tables, &strings, &entries, page, &stack)?;
-    let mut draft = Draft::new(view, &entries, edits, &stack)?;
+    let chosen = choose_target(view, &tables, &strings, &entries, page, &stack, &note)?;
+    let mut draft = Draft::new(view, &entries, edits, &stack, &note)?;
     if let Some(c) = &chosen {
         draft.shift_for(view, c, page, &mut content);
         let placed = draft.place_tail(view, &tables, c, page)?;
@@ -324,7 +371,81 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         draft.follow_symbols(view, &mut content)?;
     }
     draft.mips_fixups(view, &entries);
-    draft.serialise(view, edits, chosen.as_ref(), &strings, content)
+    let mut plan = draft.serialise(view, edits, chosen.as_ref(), &strings, content, &note)?;
+    plan.cache_skipped = cache_skipped;
+    Ok(plan)
+}
+
+/// The resolution-cache note after the other edits (phase 1's result).
+fn note_edit(
+    view: &View<'_>,
+    edits: &Edits,
+    entries: &[Entry],
+    probe: Probe<'_>,
+) -> Result<(NoteEdit, Option<ldcache::Skipped>)> {
+    let after = |tag| -> Vec<&[u8]> {
+        entries
+            .iter()
+            .filter(|e| e.tag == tag)
+            .filter_map(|e| current(view, e))
+            .collect()
+    };
+    let path_after = after(DT_RUNPATH)
+        .first()
+        .or(after(DT_RPATH).first())
+        .copied();
+    let path_before = view
+        .dyn_strings(DT_RUNPATH)
+        .first()
+        .or(view.dyn_strings(DT_RPATH).first())
+        .copied();
+    let path_dropped = match edits.runpath {
+        RunpathEdit::Remove => true,
+        RunpathEdit::Shrink { .. } => path_before.is_none(),
+        _ => false,
+    };
+    let deps = ldcache::Deps {
+        needed_before: view.dyn_strings(DT_NEEDED),
+        needed_after: after(DT_NEEDED),
+        path_before,
+        path_after,
+        path_dropped,
+    };
+    ldcache::decide(view, edits.resolution_cache, &deps, probe)
+}
+
+/// The `PT_NOTE` (and a `PT_LOAD` of its own, as patchelf writes it) that
+/// name exactly the bytes of an old note.
+fn note_headers(view: &View<'_>, old: &ldcache::Existing) -> (Option<usize>, Option<usize>) {
+    let names = |t| {
+        view.phdrs.iter().position(|p: &ProgramHeader| {
+            p.p_type == t && p.p_offset == old.offset && p.p_filesz == old.size
+        })
+    };
+    (names(PT_NOTE), names(PT_LOAD))
+}
+
+/// How many bytes a new note's section needs before the tail: the grown
+/// section-name table and section header table go between the old end of
+/// the file and the tail, so that the tail still ends the file (later
+/// edits rebuild it in place).
+fn section_prelude(view: &View<'_>, note: &NoteEdit) -> Result<u64> {
+    let counted = usize::from(view.header.e_shnum) == view.shdrs.len();
+    let (NoteEdit::Add(_), Some(names), true) = (note, view.shstrtab_index(), counted) else {
+        return Ok(0);
+    };
+    let names = view.shdrs[names].sh_size + ldcache::SECTION_NAME.len() as u64 + 1;
+    let word = view.codec.word();
+    Ok(names.next_multiple_of(word) + (view.shdrs.len() as u64 + 1) * view.codec.shdr_size())
+}
+
+/// How the note's `PT_NOTE` is reached: an old one repointed, or a new one.
+fn note_header_reused(view: &View<'_>, note: &NoteEdit) -> Option<Option<usize>> {
+    match note {
+        NoteEdit::Add(_) => Some(None),
+        NoteEdit::Replace(old, _) => Some(note_headers(view, old).0),
+        _ => None,
+    }
 }
 
 /// Phase 1: the dynamic entries after the edits (strings still unplaced).
@@ -489,6 +610,11 @@ struct Chosen {
     layout: Layout,
     /// Referrers pointed at the tail items (not moved with their groups).
     repointed: HashSet<Referrer>,
+    /// The resolution cache's `PT_NOTE`: `Some(Some(i))` the old one
+    /// repointed, `Some(None)` a new one.
+    note_header: Option<Option<usize>>,
+    /// The section header of a replaced note (repointed).
+    note_section: Option<usize>,
 }
 
 /// Phase 4: the tail's target (our earlier tail, the last segment, a new
@@ -501,16 +627,23 @@ fn choose_target(
     entries: &[Entry],
     page: u64,
     stack: &StackHeader,
+    note: &NoteEdit,
 ) -> Result<Option<Chosen>> {
     let mut move_dynamic = dynamic_grows(view, entries);
     let (dynstr_copy, new_interp) = (&strings.dynstr_copy, &strings.new_interp);
     // A header to add makes the table grow: our tail and the last
     // segment cannot help with that.
-    let grow = matches!(stack, StackHeader::Add(_));
-    if dynstr_copy.is_none() && new_interp.is_none() && !move_dynamic && !grow {
+    let new_note_header = note_header_reused(view, note) == Some(None);
+    let extra = u64::from(matches!(stack, StackHeader::Add(_))) + u64::from(new_note_header);
+    let grow = extra > 0;
+    if dynstr_copy.is_none()
+        && new_interp.is_none()
+        && !move_dynamic
+        && !grow
+        && note.bytes().is_none()
+    {
         return Ok(None);
     }
-    let extra = u64::from(grow);
     let taken_null = match stack {
         StackHeader::ReplaceNull(n) => Some(*n),
         _ => None,
@@ -545,6 +678,15 @@ fn choose_target(
             repointed.insert(Referrer::Phdr(i.phdr));
             if let Some(s) = i.shdr {
                 repointed.insert(Referrer::Shdr(s));
+            }
+        }
+        if let Some(bytes) = note.bytes() {
+            items.push(item(ItemKind::Note, bytes.len() as u64, 4));
+            if let NoteEdit::Replace(old, _) = note {
+                repointed.insert(Referrer::Shdr(old.shdr));
+                if let (Some(p), _) = note_headers(view, old) {
+                    repointed.insert(Referrer::Phdr(p));
+                }
             }
         }
         // Groups that move must not carry the live dynamic section: its
@@ -598,7 +740,7 @@ fn choose_target(
                 Ok(groups) => {
                     moved_groups = groups;
                     chosen = Target::New { replace_null: None };
-                    base = view.file_len;
+                    base = view.file_len + section_prelude(view, note)?;
                 }
                 Err(why) => {
                     let by = shift_size(view, page, extra).ok_or_else(|| {
@@ -610,7 +752,7 @@ fn choose_target(
                     })?;
                     moved_groups = Vec::new();
                     chosen = Target::Shift { by };
-                    base = view.file_len + by;
+                    base = view.file_len + by + section_prelude(view, note)?;
                 }
             }
         }
@@ -639,6 +781,11 @@ fn choose_target(
             items: all,
             layout,
             repointed,
+            note_header: note_header_reused(view, note),
+            note_section: note
+                .old()
+                .filter(|_| note.bytes().is_some())
+                .map(|o| o.shdr),
         }));
     }
 }
@@ -660,8 +807,31 @@ struct Draft {
     dynamic_moved: bool,
     /// The tail items, laid out.
     items: Vec<Item>,
-    /// Program headers to add (a `PT_GNU_STACK` the file lacks).
+    /// Program headers to add (a `PT_GNU_STACK` the file lacks, the
+    /// resolution cache's `PT_NOTE`).
     extra: Vec<ProgramHeader>,
+    /// The section header of a new resolution-cache note.
+    new_section: Option<SectionHeader>,
+    /// The section header of a note that is removed.
+    dropped_section: Option<usize>,
+}
+
+/// Marks a program header the plan removes (compacted when serialised;
+/// never a type in a file we write).
+const DROPPED: u32 = 0xdead_0000;
+
+/// The `PT_NOTE` of a note laid out as `it`.
+fn note_phdr(it: &Item) -> ProgramHeader {
+    ProgramHeader {
+        p_type: PT_NOTE,
+        p_flags: PF_R,
+        p_offset: it.off,
+        p_vaddr: it.vaddr,
+        p_paddr: it.vaddr,
+        p_filesz: it.size,
+        p_memsz: it.size,
+        p_align: 4,
+    }
 }
 
 /// Where the tail was laid out.
@@ -677,9 +847,23 @@ impl Draft {
         entries: &[Entry],
         edits: &Edits,
         stack: &StackHeader,
+        note: &NoteEdit,
     ) -> Result<Draft> {
         let mut phdrs = view.phdrs.clone();
         let mut extra = Vec::new();
+        let mut dropped_section = None;
+        if let Some(old) = note.old() {
+            let (pt_note, pt_load) = note_headers(view, old);
+            if let Some(l) = pt_load {
+                phdrs[l].p_type = DROPPED;
+            }
+            if let NoteEdit::Remove(_) = note {
+                if let Some(n) = pt_note {
+                    phdrs[n].p_type = DROPPED;
+                }
+                dropped_section = Some(old.shdr);
+            }
+        }
         if let Some(exec) = edits.execstack {
             match stack {
                 StackHeader::None => {
@@ -697,6 +881,13 @@ impl Draft {
                 StackHeader::Add(h) => extra.push(h.clone()),
             }
         }
+        if note_header_reused(view, note) == Some(None) {
+            // Filled in once the note has its place.
+            extra.push(ProgramHeader {
+                p_type: PT_NOTE,
+                ..Default::default()
+            });
+        }
         Ok(Draft {
             phdrs,
             shdrs: view.shdrs.clone(),
@@ -709,6 +900,8 @@ impl Draft {
             dynamic_moved: false,
             items: Vec::new(),
             extra,
+            new_section: None,
+            dropped_section,
         })
     }
 
@@ -861,6 +1054,29 @@ impl Draft {
                 ItemKind::Interp => {
                     let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
                     it.repoint_segment(&mut self.phdrs[i.phdr], i.shdr.map(|s| &mut self.shdrs[s]));
+                }
+                ItemKind::Note => {
+                    let header = match c.note_header {
+                        Some(Some(p)) => self.phdrs.get_mut(p),
+                        _ => self.extra.iter_mut().find(|p| p.p_type == PT_NOTE),
+                    };
+                    if let Some(h) = header {
+                        *h = note_phdr(it);
+                    }
+                    match c.note_section {
+                        Some(s) => it.repoint_section(&mut self.shdrs[s], it.size),
+                        None => {
+                            self.new_section = Some(SectionHeader {
+                                sh_type: SHT_NOTE,
+                                sh_flags: u64::from(SHF_ALLOC),
+                                sh_addr: it.vaddr,
+                                sh_offset: it.off,
+                                sh_size: it.size,
+                                sh_addralign: 4,
+                                ..Default::default()
+                            })
+                        }
+                    }
                 }
                 ItemKind::Group(g) => {
                     // Each referrer belongs to exactly one object, so nothing
@@ -1047,6 +1263,141 @@ impl Draft {
         Ok(())
     }
 
+    /// Removes the program headers marked [`DROPPED`]; returns how many.
+    fn drop_headers(&mut self, view: &View<'_>) -> usize {
+        let before = self.phdrs.len();
+        self.phdrs.retain(|p| p.p_type != DROPPED);
+        let dropped = before - self.phdrs.len();
+        if dropped > 0 {
+            self.phnum -= dropped as u16;
+            let size = dropped as u64 * view.codec.phdr_size();
+            for p in self.phdrs.iter_mut().filter(|p| p.p_type == PT_PHDR) {
+                p.p_filesz = p.p_filesz.saturating_sub(size);
+                p.p_memsz = p.p_memsz.saturating_sub(size);
+            }
+        }
+        dropped
+    }
+
+    /// The section header table's writes: changed entries in place, or,
+    /// when a section is added or removed, the table rewritten (a grown
+    /// one, with a grown name table, after everything else).
+    fn section_table(
+        &mut self,
+        view: &View<'_>,
+        e_shoff: u64,
+        shift: u64,
+        content: &mut Vec<(u64, Vec<u8>)>,
+        out: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<()> {
+        let size = view.codec.shdr_size();
+        let counted = usize::from(view.header.e_shnum) == view.shdrs.len();
+        if let (Some(k), true) = (self.dropped_section, counted) {
+            self.remove_section(view, k, shift, content, out)?;
+            for (i, s) in self.shdrs.iter().enumerate() {
+                if i >= k || *s != view.shdrs[i] {
+                    out.push((e_shoff + i as u64 * size, view.codec.shdr_bytes(s)));
+                }
+            }
+            let last = self.shdrs.len() as u64;
+            out.push((e_shoff + last * size, vec![0; size as usize]));
+            return Ok(());
+        }
+        for (i, s) in self.shdrs.iter().enumerate() {
+            if *s != view.shdrs[i] {
+                out.push((e_shoff + i as u64 * size, view.codec.shdr_bytes(s)));
+            }
+        }
+        let (Some(mut new), Some(names_at), true) =
+            (self.new_section.take(), view.shstrtab_index(), counted)
+        else {
+            return Ok(());
+        };
+        let names_sh = &view.shdrs[names_at];
+        let mut names = view.read(names_sh.sh_offset, names_sh.sh_size, "section name table")?;
+        new.sh_name = names.len();
+        names.extend_from_slice(ldcache::SECTION_NAME.as_bytes());
+        names.push(0);
+        // Between the old end and the tail (see `section_prelude`).
+        let names_off = view.file_len + shift;
+        let table_off = names_off + (names.len() as u64).next_multiple_of(view.codec.word());
+        self.shdrs[names_at].sh_offset = names_off;
+        self.shdrs[names_at].sh_size = names.len() as u64;
+        self.shdrs.push(new);
+        let mut table = Vec::with_capacity(self.shdrs.len() * size as usize);
+        for s in &self.shdrs {
+            table.extend(view.codec.shdr_bytes(s));
+        }
+        out.push((names_off, names));
+        out.push((table_off, table));
+        let mut ehdr = vec![0; view.codec.ehdr_size() as usize];
+        let phoff = if shift > 0 {
+            view.codec.ehdr_size()
+        } else {
+            view.header.e_phoff
+        };
+        view.codec.put_ehdr_offsets(&mut ehdr, phoff, table_off);
+        let (shoff_at, width) = if view.codec.is64 { (40, 8) } else { (32, 4) };
+        out.push((shoff_at, ehdr[shoff_at as usize..][..width].to_vec()));
+        let mut n = [0u8; 2];
+        view.codec.put_u16(&mut n, 0, self.shdrs.len() as u16);
+        out.push((view.codec.e_shnum_offset(), n.to_vec()));
+        Ok(())
+    }
+
+    /// Drops section `k`: later indices move down in the header, in
+    /// `sh_link`/`sh_info` and in the symbols defined after it.
+    fn remove_section(
+        &mut self,
+        view: &View<'_>,
+        k: usize,
+        shift: u64,
+        content: &mut Vec<(u64, Vec<u8>)>,
+        out: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<()> {
+        let names = view.shstrtab_index();
+        if names == Some(k) {
+            return Err(Malformed::BadField {
+                field: "e_shstrndx (names the resolution cache note)",
+                value: k as u64,
+            }
+            .into());
+        }
+        self.shdrs.remove(k);
+        let renumber = |v: u32| match (v as usize).cmp(&k) {
+            std::cmp::Ordering::Less => v,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => v - 1,
+        };
+        for s in &mut self.shdrs {
+            s.sh_link = renumber(s.sh_link);
+            if s.sh_type == SHT_REL || s.sh_type == SHT_RELA {
+                s.sh_info = renumber(s.sh_info);
+            }
+        }
+        if let Some(n) = names.filter(|&n| n > k && view.header.e_shstrndx != 0xffff) {
+            let mut b = [0u8; 2];
+            view.codec.put_u16(&mut b, 0, (n - 1) as u16);
+            out.push((view.codec.e_shstrndx_offset(), b.to_vec()));
+        }
+        let mut b = [0u8; 2];
+        view.codec.put_u16(&mut b, 0, self.shdrs.len() as u16);
+        out.push((view.codec.e_shnum_offset(), b.to_vec()));
+        // Symbols defined in later sections (below SHN_LORESERVE).
+        let later: HashSet<usize> = (k + 1..view.shdrs.len().min(0xff00)).collect();
+        for sym in view.symbols_in(&later, None)? {
+            let at = if view.codec.is64 {
+                sym.field - 2
+            } else {
+                sym.field + 10
+            };
+            let mut b = [0u8; 2];
+            view.codec.put_u16(&mut b, 0, (sym.shndx - 1) as u16);
+            content.push((at + shift, b.to_vec()));
+        }
+        Ok(())
+    }
+
     /// MIPS: DT_MIPS_RLD_MAP_REL is relative to its own entry's address.
     fn mips_fixups(&mut self, view: &View<'_>, entries: &[Entry]) {
         if !segments::is_mips(view) {
@@ -1076,15 +1427,34 @@ impl Draft {
     /// The writes: content first (moved groups copy it), then the tail, the
     /// headers and the dynamic section.
     fn serialise(
-        self,
+        mut self,
         view: &View<'_>,
         edits: &Edits,
         chosen: Option<&Chosen>,
         strings: &Strings,
         mut content: Vec<(u64, Vec<u8>)>,
+        note: &NoteEdit,
     ) -> Result<Plan> {
         let mut structural: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut tail_buf: Vec<u8> = Vec::new();
+        if let Some(
+            c @ Chosen {
+                target: Target::New { .. },
+                ..
+            },
+        ) = chosen
+        {
+            // Groups moved out from behind the program header table leave
+            // nothing behind (`.interp` names a store path), and the next
+            // edit finds free space there. The table and the new copies
+            // are written after this.
+            for it in &self.items {
+                if let ItemKind::Group(g) = it.kind {
+                    let grp = &c.layout.groups[g];
+                    structural.push((grp.start, vec![0; grp.size() as usize]));
+                }
+            }
+        }
         if let Some(c) = chosen {
             tail_buf = vec![0; (self.new_len - c.base) as usize];
             for it in &self.items {
@@ -1095,6 +1465,7 @@ impl Draft {
                         .codec
                         .dyn_bytes(&self.entries_final, self.entries_final.len() + 1),
                     ItemKind::Interp => strings.new_interp.clone().unwrap_or_default(),
+                    ItemKind::Note => note.bytes().unwrap_or_default().to_vec(),
                     ItemKind::Group(g) => {
                         let grp = &c.layout.groups[g];
                         snapshot(view, &content, grp.start, grp.size())?
@@ -1126,6 +1497,7 @@ impl Draft {
                 structural.push((u64::from(goblin::elf::header::EI_OSABI as u8), vec![abi]));
             }
         }
+        let dropped = self.drop_headers(view);
         if self.phnum != view.header.e_phnum {
             let mut b = [0u8; 2];
             view.codec.put_u16(&mut b, 0, self.phnum);
@@ -1136,14 +1508,13 @@ impl Draft {
             for p in &self.phdrs {
                 table.extend(view.codec.phdr_bytes(p));
             }
+            if shift == 0 {
+                // The slots of dropped headers, cleared.
+                table.resize(table.len() + dropped * view.codec.phdr_size() as usize, 0);
+            }
             structural.push((e_phoff, table));
         }
-        for (i, s) in self.shdrs.iter().enumerate() {
-            if *s != view.shdrs[i] {
-                let at = e_shoff + i as u64 * view.codec.shdr_size();
-                structural.push((at, view.codec.shdr_bytes(s)));
-            }
-        }
+        self.section_table(view, e_shoff, shift, &mut content, &mut structural)?;
         if let Some(d) = &view.dynamic {
             if !self.dynamic_moved {
                 let slots =
@@ -1355,6 +1726,14 @@ fn validate(edits: &Edits) -> Result<()> {
     for (a, b) in &edits.replace_needed {
         check("needed library", a, false)?;
         check("needed library", b, false)?;
+    }
+    if edits.resolution_cache && edits.force_rpath {
+        // The loader reads the cache in place of a DT_RUNPATH search; a
+        // DT_RPATH also applies to the libraries' own dependencies.
+        return Err(Unsupported::Combination(
+            "the resolution cache cannot be built with --force-rpath",
+        )
+        .into());
     }
     Ok(())
 }
@@ -1618,7 +1997,7 @@ fn shrink(
             path.push(b'/');
             path.extend_from_slice(lib);
             let path = Path::new(std::ffi::OsStr::from_bytes(&path));
-            if probe(path) == Some(machine) {
+            if probe.machine(path) == Some(machine) {
                 found[j] = true;
                 provides = true;
             }
@@ -1703,6 +2082,7 @@ fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64, shift: u64
         shift,
         old_len,
         new_len,
+        cache_skipped: None,
     })
 }
 

@@ -455,6 +455,32 @@ impl<'a> View<'a> {
         Ok(())
     }
 
+    /// Index of the section-name string table (`None`: no names).
+    pub(crate) fn shstrtab_index(&self) -> Option<usize> {
+        const SHN_XINDEX: u16 = 0xffff;
+        let i = match self.header.e_shstrndx {
+            0 => return None,
+            SHN_XINDEX => self.shdrs.first().map(|s| s.sh_link as usize)?,
+            i => usize::from(i),
+        };
+        (i < self.shdrs.len()).then_some(i)
+    }
+
+    /// The index of the first section called `name`.
+    pub(crate) fn section_index(&self, name: &[u8]) -> Result<Option<usize>> {
+        let Some(t) = self.shstrtab_index() else {
+            return Ok(None);
+        };
+        let t = &self.shdrs[t];
+        let names = self.read(t.sh_offset, t.sh_size, "section name table")?;
+        Ok(self.shdrs.iter().position(|s| {
+            names
+                .get(s.sh_name..)
+                .and_then(|r| r.split(|&b| b == 0).next())
+                .is_some_and(|n| n == name && s.sh_type != 0)
+        }))
+    }
+
     /// The section-name string table must exist where `e_shstrndx` says,
     /// end with a NUL, and hold every `sh_name` (patchelf refuses files
     /// whose names it cannot read; so do we, before any edit).

@@ -103,8 +103,12 @@ pub struct Args {
     /// rebuilt. Repeatable.
     #[arg(long, value_name = "NAME_MAP_FILE")]
     rename_dynamic_symbols: Vec<PathBuf>,
-    /// patchelf 0.19's NixOS loader resolution cache note: not supported
-    /// yet; refused with a message rather than ignored.
+    /// Record where the run path finds each needed library in a
+    /// `.note.nixos.ldcache` note (PT_NOTE), which NixOS's patched loader
+    /// reads instead of searching. `$ORIGIN`-style and glibc-hwcaps
+    /// directories are recorded as directories to search. Built after the
+    /// other edits; later RUNPATH/needed edits remove it. Not with
+    /// --force-rpath.
     #[arg(long)]
     build_resolution_cache: bool,
     /// Accepted for compatibility; redist never sorts sections or headers.
@@ -176,6 +180,7 @@ fn edits(a: &Args) -> Result<elfpatch::Edits, String> {
         add_debug_tag: a.add_debug_tag,
         clear_symbol_versions: list(&a.clear_symbol_version)?,
         rename_symbols: rename_map(&a.rename_dynamic_symbols)?,
+        resolution_cache: a.build_resolution_cache,
     })
 }
 
@@ -253,8 +258,32 @@ fn os_abi_name(v: u8) -> String {
         .map_or_else(|| format!("0x{v:02X}"), |(_, n, _)| (*n).to_owned())
 }
 
-/// What one file printed, or why it failed.
-fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<String>) {
+/// What one file printed, what it warned of, why it failed.
+struct Done {
+    out: String,
+    warning: Option<String>,
+    err: Option<String>,
+}
+
+fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> Done {
+    let (out, result) = print_and_edit(a, edits, file);
+    match result {
+        Ok(skipped) => Done {
+            out,
+            warning: skipped.map(|s| s.to_string()),
+            err: None,
+        },
+        Err(e) => Done {
+            out,
+            warning: None,
+            err: Some(e),
+        },
+    }
+}
+
+type Edited = Result<Option<elfpatch::ldcache::Skipped>, String>;
+
+fn print_and_edit(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Edited) {
     let mut out = String::new();
     let prints = a.print_interpreter
         || a.print_soname
@@ -268,13 +297,13 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
     if prints {
         let info = match elfpatch::read(file) {
             Ok(i) => i,
-            Err(e) => return (out, Some(e.to_string())),
+            Err(e) => return (out, Err(e.to_string())),
         };
         if a.print_interpreter {
             match &info.interpreter {
                 Some(i) => out.push_str(&format!("{i}\n")),
                 None => {
-                    return (out, Some("cannot find section '.interp'. The input file is most likely statically linked".into()))
+                    return (out, Err("cannot find section '.interp'. The input file is most likely statically linked".into()))
                 }
             }
         }
@@ -292,7 +321,7 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
             }
         }
         if (a.print_rpath || a.print_needed) && !dynamic && info.interpreter.is_none() {
-            return (out, Some("cannot find section '.dynamic'. The input file is most likely statically linked".into()));
+            return (out, Err("cannot find section '.dynamic'. The input file is most likely statically linked".into()));
         }
         // An empty PT_DYNAMIC (a debug-only file) has no search path to
         // print, and patchelf prints nothing at all for it.
@@ -320,35 +349,39 @@ fn one(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String, Option<Str
         }
     }
     if let Some(dest) = &a.output {
-        return (out, write_output(file, dest, edits).err());
+        return (out, write_output(file, dest, edits));
     }
     // Like patchelf, the file is read and checked even when nothing is
     // asked of it.
     if edits.is_empty() {
         if !prints {
             if let Err(e) = elfpatch::read(file) {
-                return (out, Some(e.to_string()));
+                return (out, Err(e.to_string()));
             }
         }
-    } else if let Err(e) = elfpatch::patch_file(file, edits) {
-        return (out, Some(e.to_string()));
+        return (out, Ok(None));
     }
-    (out, None)
+    match elfpatch::patch_file(file, edits) {
+        Ok(o) => (out, Ok(o.cache_skipped)),
+        Err(e) => (out, Err(e.to_string())),
+    }
 }
 
 /// `--output DEST`: the edited bytes go to `DEST` only once they are
 /// complete — through a file beside it renamed into place, or straight
 /// into a device such as `/dev/null` — and nothing is ever read back from
 /// `DEST`. On failure `DEST` is left as it was.
-fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Result<(), String> {
+fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Edited {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt;
     let data = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let result = if edits.is_empty() {
+    let (result, skipped) = if edits.is_empty() {
         elfpatch::read_bytes(&data).map_err(|e| format!("{}: {e}", file.display()))?;
-        data
+        (data, None)
     } else {
-        elfpatch::patch_bytes(&data, edits).map_err(|e| format!("{}: {e}", file.display()))?
+        let (image, outcome) =
+            elfpatch::patch_image(&data, edits).map_err(|e| format!("{}: {e}", file.display()))?;
+        (image, outcome.cache_skipped)
     };
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
     let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
@@ -357,7 +390,7 @@ fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Resu
             .write(true)
             .open(dest)
             .map_err(cannot)?;
-        return f.write_all(&result).map_err(cannot);
+        return f.write_all(&result).map_err(cannot).map(|()| skipped);
     }
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -373,7 +406,7 @@ fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Resu
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(cannot)?;
     tmp.persist(dest).map_err(|e| cannot(e.error))?;
-    Ok(())
+    Ok(skipped)
 }
 
 /// Run; returns the exit code.
@@ -385,11 +418,8 @@ pub fn run(a: Args) -> u8 {
     if a.output.is_some() && a.files.len() > 1 {
         return fail("--output takes a single input file");
     }
-    if a.build_resolution_cache {
-        return fail(
-            "--build-resolution-cache is not supported yet (the files are left untouched); \
-             run NixOS patchelf 0.19 for that step",
-        );
+    if a.build_resolution_cache && a.force_rpath {
+        return fail("--build-resolution-cache cannot be combined with --force-rpath");
     }
     // Like patchelf: one search-path edit at a time.
     if a.set_rpath.is_some() && a.add_rpath.is_some() {
@@ -399,11 +429,14 @@ pub fn run(a: Args) -> u8 {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
-    let results: Vec<(String, Option<String>)> =
-        a.files.par_iter().map(|f| one(&a, &edits, f)).collect();
+    let results: Vec<Done> = a.files.par_iter().map(|f| one(&a, &edits, f)).collect();
     let mut stdout = std::io::stdout().lock();
-    for (out, err) in results {
+    for Done { out, warning, err } in results {
         let _ = stdout.write_all(out.as_bytes());
+        if let Some(w) = warning {
+            let _ = stdout.flush();
+            eprintln!("warning: --build-resolution-cache: {w}");
+        }
         if let Some(e) = err {
             let _ = stdout.flush();
             return fail(&e);

@@ -332,17 +332,22 @@ fn errors_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     let o = run_tool(&me, &["--print-rpath".as_ref()]);
     assert_eq!(o.status.code(), Some(2), "usage errors are clap's 2");
-    // Not supported yet: said, not ignored; nothing written.
+    // Like patchelf 0.19: the resolution cache and --force-rpath exclude
+    // each other; nothing is written.
     let before = std::fs::read(d.join("notelf")).unwrap();
     let o = run_tool(
         &me,
         &[
             "--build-resolution-cache".as_ref(),
+            "--force-rpath".as_ref(),
             d.join("notelf").as_os_str(),
         ],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "patchelf: --build-resolution-cache cannot be combined with --force-rpath\n"
+    );
     assert_eq!(std::fs::read(d.join("notelf")).unwrap(), before);
     // One search-path edit at a time, like patchelf.
     let o = run_tool(
@@ -788,4 +793,63 @@ fn rename_dynamic_symbols_keeps_programs_running() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("names.map:1: "), "{}", stderr(&o));
+}
+
+#[test]
+fn build_resolution_cache_like_patchelf_0_19() {
+    let d = Dir::new();
+    let me = ours(&d);
+    let files = fixtures(&d);
+    let app = files.iter().find(|p| p.ends_with("app")).unwrap();
+    let lib = d.join("libs");
+    std::fs::create_dir_all(&lib).unwrap();
+    let needed = print(&me, "--print-needed", app);
+    let first = needed.lines().next().unwrap().to_owned();
+    std::fs::write(lib.join(&first), "").unwrap();
+    // The cache is built after the other edits of the same command, from
+    // the run path they leave.
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            lib.as_os_str(),
+            "--build-resolution-cache".as_ref(),
+            app.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let notes = readelf_out(&["-n"], app);
+    assert!(
+        notes.contains("NixOS") && notes.contains("0x63a86cb6"),
+        "{notes}"
+    );
+    let dump = readelf_out(&["-x", ".note.nixos.ldcache"], app);
+    assert!(dump.contains("NixO"), "{dump}");
+    // Nothing to resolve: patchelf's warning, exit 0, the file unchanged.
+    let static_app = files.iter().find(|p| p.ends_with("static_app")).unwrap();
+    let before = std::fs::read(static_app).unwrap();
+    let o = run_tool(
+        &me,
+        &["--build-resolution-cache".as_ref(), static_app.as_os_str()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("warning: --build-resolution-cache: "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("no cache written"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(static_app).unwrap(), before);
+    // A later edit of the run path takes the note away.
+    let o = run_tool(
+        &me,
+        &[
+            "--set-rpath".as_ref(),
+            "/elsewhere".as_ref(),
+            app.as_os_str(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!readelf_out(&["-n"], app).contains("NixOS"));
 }
