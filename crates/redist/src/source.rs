@@ -75,7 +75,7 @@ impl Location {
         if s.starts_with("http://") || s.starts_with("https://") {
             Location::Url(s.to_owned())
         } else if let Some(p) = s.strip_prefix("file://") {
-            Location::Path(PathBuf::from(percent_decode(p)))
+            Location::Path(percent_decode(p))
         } else {
             Location::Path(PathBuf::from(s))
         }
@@ -111,22 +111,12 @@ impl std::fmt::Display for Location {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A `file://` URL's path: `%XX` escapes decoded to bytes (a path need
+/// not be UTF-8); a `%` not followed by two hex digits stays as it is.
+fn percent_decode(s: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(s).collect();
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
 }
 
 /// Opens locations for reading; one HTTP agent shared by all downloads.
@@ -470,6 +460,22 @@ mod tests {
             .and_then(|i| i.downcast::<VerifyError>().ok())
             .map(|b| *b)
             .expect("a VerifyError")
+    }
+
+    #[test]
+    fn file_urls_decode_escapes_to_bytes_and_keep_broken_ones() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = |s: &str| match Location::parse(s) {
+            Location::Path(p) => p,
+            Location::Url(u) => panic!("{u} is not a path"),
+        };
+        assert_eq!(path("file:///tmp/a%20b"), Path::new("/tmp/a b"));
+        assert_eq!(path("file:///m/%E2%82%AC.json"), Path::new("/m/€.json"));
+        // Not UTF-8 once decoded: the bytes are kept, not replaced.
+        assert_eq!(path("file:///x/%ff").as_os_str().as_bytes(), b"/x/\xff");
+        // Not an escape (used to panic, slicing inside the '€').
+        assert_eq!(path("file:///x/%a€"), Path::new("/x/%a€"));
+        assert_eq!(path("file:///x/100%"), Path::new("/x/100%"));
     }
 
     #[test]
