@@ -240,8 +240,8 @@ fn is_libc_library(name: &str) -> bool {
         || LIBC.iter().any(|l| name.starts_with(l))
 }
 
-/// Patch the candidates of a tree staged at `root`, whose final location
-/// is `final_root`.
+/// Patch the candidates of a tree staged at `root`; `placement` says where
+/// each output finally lives (absolute RUNPATHs point there).
 pub fn run(
     root: &Path,
     placement: &crate::Placement,

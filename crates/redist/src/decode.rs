@@ -179,7 +179,6 @@ impl Decoder {
                 pos: 0,
                 done: false,
                 waited: Duration::ZERO,
-                consumed: 0,
                 trailing_zeros: 0,
             },
             bytes_in,
@@ -441,7 +440,6 @@ pub struct ChunkReader {
     pos: usize,
     done: bool,
     waited: Duration,
-    consumed: u64,
     trailing_zeros: u64,
 }
 
@@ -449,11 +447,6 @@ impl ChunkReader {
     /// Time spent waiting for the decoder.
     pub fn waited(&self) -> Duration {
         self.waited
-    }
-
-    /// Decoded bytes consumed so far.
-    pub fn consumed(&self) -> u64 {
-        self.consumed
     }
 
     /// Whether the consumed stream ends with at least one zero tar block.
@@ -505,7 +498,6 @@ impl Read for ChunkReader {
         let slice = &self.cur[self.pos..self.pos + n];
         buf[..n].copy_from_slice(slice);
         self.pos += n;
-        self.consumed += n as u64;
         match slice.iter().rposition(|&b| b != 0) {
             Some(i) => self.trailing_zeros = (n - i - 1) as u64,
             None => self.trailing_zeros += n as u64,

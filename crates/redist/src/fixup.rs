@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::unpack::{join, parent, relative, Node, NodeKind, Tree};
 
-/// Apply every fixup to `tree`, staged at `staging`, whose final location
-/// is `final_root`. Returns one line per change, for the report.
+/// Apply every fixup to `tree`, staged at `staging`; `placement` says where
+/// each output finally lives. Returns one line per change, for the report.
 ///
 /// With `relocatable`, pkg-config paths are written relative to the `.pc`
 /// file's own directory (`${pcfiledir}/../../lib`), so the tree can move.

@@ -21,7 +21,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,15 +52,6 @@ pub trait Reporter: Sync {
     fn component(&self, sel: &Selected, origin: Origin) -> Box<dyn Progress + '_>;
     /// A line worth telling the user (a retry, a skipped component).
     fn note(&self, _message: &str) {}
-}
-
-/// A [`Reporter`] that reports nothing.
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn component(&self, _: &Selected, _: Origin) -> Box<dyn Progress + '_> {
-        Box::new(crate::NoProgress)
-    }
 }
 
 /// A manifest and where its archives are.
@@ -136,7 +127,7 @@ impl Source {
 
     /// Open `sel`'s archive for one verified pass: from the cache when it
     /// is there, else from the mirror, written to the cache on the way
-    /// (committed by [`Opened::commit`] once the pass succeeded).
+    /// (committed by [`Committer::commit`] once the pass succeeded).
     pub fn open_archive(&self, sel: &Selected, prefer_cache: bool) -> Result<Opened> {
         // Messages about the bytes name where they come from; the caller
         // adds the component ("failed to install cuda_nvcc 12.9.86").
@@ -965,5 +956,3 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     }
 }
 
-/// The idle timeout for downloads unless told otherwise.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -57,7 +57,7 @@ impl Rules {
         Rules::parse_toml(BUILTIN, "built-in").expect("the built-in rules parse")
     }
 
-    /// The built-in table as TOML, for `--print-rules`-style help.
+    /// The built-in table as TOML, as `redist rules` prints it.
     pub fn builtin_source() -> &'static str {
         BUILTIN
     }

@@ -32,7 +32,7 @@ impl Progress for NoProgress {}
 /// The outcome of one unpack.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The archive as the user named it (`-` for standard input).
+    /// The archive as the user named it (`<stdin>` for standard input).
     pub archive: String,
     /// Detected container format.
     pub format: Format,

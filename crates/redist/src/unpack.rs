@@ -4,7 +4,7 @@
 //! calling `Archive::unpack` (which `readlink`s every path component of
 //! every entry): 1 MiB writes, a cache of created directories, and every
 //! regular file's first bytes checked for the ELF magic as it is written, so
-//! nothing walks the tree again afterwards.
+//! the fixups and autopatch know every file without walking the tree.
 //!
 //! Safety is decided here, entry by entry, in archive space and in output
 //! space; see [`UnsafeRule`] for the rules.
