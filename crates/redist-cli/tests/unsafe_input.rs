@@ -278,6 +278,21 @@ fn tar_cut_at_a_header_boundary_is_truncated() {
 }
 
 #[test]
+fn tar_cut_inside_a_header_is_truncated_in_every_container() {
+    // The compressed stream is whole; the tar inside it ends 256 bytes
+    // into its second header (the `tar` crate's "failed to read entire
+    // block", which we recognise by the stream's end, not its wording).
+    let tar = cudart_like().tar();
+    for c in Compression::ALL {
+        let err = refuses_bytes(
+            redist_fixtures::compress(&tar[..512 + 256], c),
+            "truncated archive",
+        );
+        assert!(err.contains("ends inside the entry after"), "{c:?}: {err}");
+    }
+}
+
+#[test]
 fn trailing_garbage_after_xz_is_an_error() {
     let mut data = good(Compression::Xz);
     data.extend_from_slice(b"garbage!");

@@ -385,12 +385,10 @@ fn classify(
     if let Some(source) = source_error.lock().ok().and_then(|mut s| s.take()) {
         return source_failure(archive, source);
     }
+    // liblzma, flate2 and zstd all report input that ends inside a
+    // stream as `UnexpectedEof`.
     let message = e.to_string();
-    let truncated = e.kind() == io::ErrorKind::UnexpectedEof
-        || message.contains("premature")
-        || message.contains("incomplete")
-        || message.contains("unexpected end");
-    if truncated {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
         Error::Truncated {
             archive: archive.to_owned(),
             detail: format!("the {format} stream ends early ({message})"),

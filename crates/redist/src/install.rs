@@ -955,4 +955,3 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
-

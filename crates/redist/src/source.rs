@@ -199,6 +199,15 @@ fn timed_out(idle: Duration) -> String {
     format!("timed out: no data for {} s (--timeout)", idle.as_secs())
 }
 
+/// Whether a body read gave up on its idle timeout: ureq wraps its own
+/// `Error::Timeout` in an `io::Error` of kind `Other`.
+fn is_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+}
+
 /// Names the URL in body read errors (connection closed mid-stream, idle
 /// timeout), so the user learns which download failed and why.
 struct HttpBody<R> {
@@ -210,12 +219,11 @@ struct HttpBody<R> {
 impl<R: Read> Read for HttpBody<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
-            let message =
-                if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
-                    timed_out(self.idle)
-                } else {
-                    format!("the download broke off: {e}")
-                };
+            let message = if is_timeout(&e) {
+                timed_out(self.idle)
+            } else {
+                format!("the download broke off: {e}")
+            };
             io::Error::new(
                 e.kind(),
                 SourceError::Http {

@@ -102,6 +102,25 @@ pub struct Writer<'a> {
     bytes_written: u64,
     buf: Vec<u8>,
     only: Option<&'a globset::GlobSet>,
+    /// Set once the tar stream has ended: a tar error after that is a
+    /// truncated archive, whatever the `tar` crate calls it.
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+/// A reader that records when its stream ends.
+struct EndSeen<R> {
+    inner: R,
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for EndSeen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
+        Ok(n)
+    }
 }
 
 /// Called after each entry with nothing; the pipeline reads its own
@@ -133,6 +152,7 @@ impl<'a> Writer<'a> {
             bytes_written: 0,
             buf: vec![0; CHUNK],
             only: None,
+            ended: Default::default(),
         }
     }
 
@@ -145,7 +165,10 @@ impl<'a> Writer<'a> {
     /// Read every entry of `tar` and write it.
     pub fn run<R: Read>(mut self, tar: R, tick: Tick<'_>) -> Result<Tree> {
         let started = std::time::Instant::now();
-        let mut archive = tar::Archive::new(tar);
+        let mut archive = tar::Archive::new(EndSeen {
+            inner: tar,
+            ended: self.ended.clone(),
+        });
         let mut last: Option<String> = None;
         let entries = archive
             .entries()
@@ -654,10 +677,7 @@ impl<'a> Writer<'a> {
         if is_decoder_failure(&e) {
             return Error::DecoderFailed;
         }
-        let message = e.to_string();
-        if e.kind() == io::ErrorKind::UnexpectedEof
-            || message.contains("failed to read entire block")
-        {
+        if e.kind() == io::ErrorKind::UnexpectedEof || self.ended.get() {
             return Error::Truncated {
                 archive: self.archive.to_owned(),
                 detail: match at {
@@ -669,7 +689,7 @@ impl<'a> Writer<'a> {
         Error::Tar {
             archive: self.archive.to_owned(),
             at: at.map(str::to_owned),
-            message,
+            message: e.to_string(),
         }
     }
 }
