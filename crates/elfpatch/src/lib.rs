@@ -163,6 +163,9 @@ pub struct Info {
     pub execstack: Option<bool>,
     /// `DF_1_NODEFLIB` is set in `DT_FLAGS_1`.
     pub no_default_lib: bool,
+    /// The libraries the FDO `.note.dlopen` says the file `dlopen`s: one
+    /// list of alternative sonames per entry (see [`notes`]).
+    pub dlopen: Vec<Vec<String>>,
 }
 
 impl Info {
@@ -208,6 +211,7 @@ impl Info {
                 .find(|p| p.p_type == goblin::elf::program_header::PT_GNU_STACK)
                 .map(|p| p.p_flags & goblin::elf::program_header::PF_X != 0),
             no_default_lib: flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+            dlopen: v.dlopen_sonames(),
             needed,
         }
     }

@@ -19,7 +19,7 @@ use goblin::elf::dynamic::{
 use goblin::elf::header::{
     EI_CLASS, EI_DATA, EI_OSABI, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB,
 };
-use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD};
+use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE};
 use goblin::elf::section_header::{SHF_ALLOC, SHT_DYNAMIC, SHT_NOBITS, SHT_STRTAB};
 use goblin::elf::{Elf, Header, ProgramHeader, SectionHeader};
 
@@ -453,6 +453,30 @@ impl<'a> View<'a> {
         self.check_section_names(&shdrs)?;
         self.shdrs = shdrs;
         Ok(())
+    }
+
+    /// The sonames the FDO `.note.dlopen` notes of the `PT_NOTE` segments
+    /// list, one list of alternatives per entry. Unreadable segments and
+    /// descriptors that are not the specification's JSON count as none.
+    pub(crate) fn dlopen_sonames(&self) -> Vec<Vec<String>> {
+        use crate::notes;
+        let mut out = Vec::new();
+        for p in self.phdrs.iter().filter(|p| p.p_type == PT_NOTE) {
+            if p.p_filesz > notes::MAX_NOTE_SEGMENT {
+                continue;
+            }
+            let Ok(seg) = self.read(p.p_offset, p.p_filesz, "note segment") else {
+                continue;
+            };
+            let codec = self.codec;
+            for (name, ty, desc) in notes::each(&seg, |b, o| codec.u32(b, o)) {
+                if ty == notes::NT_FDO_DLOPEN_METADATA && name == notes::FDO {
+                    let json = desc.split(|&b| b == 0).next().unwrap_or_default();
+                    out.extend(notes::parse(json).unwrap_or_default());
+                }
+            }
+        }
+        out
     }
 
     /// Index of the section-name string table (`None`: no names).

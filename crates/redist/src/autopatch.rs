@@ -171,11 +171,11 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// A candidate as read: its dynamic-linking view and `.note.dlopen` needs.
+/// A candidate as read: its dynamic-linking view, `.note.dlopen` needs
+/// included.
 type Scanned = (
     Candidate,
     std::result::Result<elfpatch::Info, elfpatch::Error>,
-    Vec<Vec<String>>,
 );
 
 /// Machines that need nothing from us: not ELF-dynamic, or not this
@@ -255,15 +255,13 @@ pub fn run(
         .par_iter()
         .map(|c| {
             let abs = root.join(&c.path);
-            let info = elfpatch::read(&abs);
-            let dlopen = elfpatch::notes::dlopen_sonames(&abs).unwrap_or_default();
-            (c.clone(), info, dlopen)
+            (c.clone(), elfpatch::read(&abs))
         })
         .collect();
     let mut report = Report::default();
     // The component's machine: the most common among its dynamic files.
     let mut counts: HashMap<(u16, elfpatch::Class), usize> = HashMap::new();
-    for (_, info, _) in &infos {
+    for (_, info) in &infos {
         if let Ok(i) = info {
             if !i.is_static && matches!(i.kind, elfpatch::FileKind::Dyn | elfpatch::FileKind::Exec)
             {
@@ -278,7 +276,7 @@ pub fn run(
     else {
         report.skipped = infos
             .iter()
-            .map(|(c, i, _)| Skipped {
+            .map(|(c, i)| Skipped {
                 path: c.path.clone(),
                 reason: match i {
                     Err(e) => format!("unreadable: {e}"),
@@ -299,7 +297,7 @@ pub fn run(
 
     let mut plans = Vec::new();
     let mut missing: Vec<(String, String)> = Vec::new();
-    for (c, info, dlopen) in infos {
+    for (c, info) in infos {
         let info = match info {
             Ok(i) => i,
             Err(e) => {
@@ -319,7 +317,11 @@ pub fn run(
         }
         let mut needs: BTreeMap<String, Resolution> = BTreeMap::new();
         let mut dirs: Vec<Resolution> = Vec::new();
-        let wanted = info.needed.iter().map(|n| vec![n.clone()]).chain(dlopen);
+        let wanted = info
+            .needed
+            .iter()
+            .map(|n| vec![n.clone()])
+            .chain(info.dlopen.clone());
         // The file's own absolute search path, where it exists here: what
         // it was linked to find (an `/opt/ext` of its vendor).
         let own_dirs: Vec<PathBuf> = info
@@ -520,7 +522,7 @@ impl Index {
     ) -> Index {
         let known: HashMap<&str, (u16, elfpatch::Class)> = infos
             .iter()
-            .filter_map(|(c, i, _)| {
+            .filter_map(|(c, i)| {
                 i.as_ref()
                     .ok()
                     .map(|i| (c.path.as_str(), (i.machine, i.class)))

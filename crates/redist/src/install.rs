@@ -776,8 +776,7 @@ fn prune(tmp: &Path, components: &[&str], only: &globset::GlobSet, layout: Mode)
                 }
             }
         } else if let Ok(info) = elfpatch::read(&abs) {
-            let dl = elfpatch::notes::dlopen_sonames(&abs).unwrap_or_default();
-            for name in info.needed.iter().chain(dl.iter().flatten()) {
+            for name in info.needed.iter().chain(info.dlopen.iter().flatten()) {
                 found.extend(by_name.get(name).into_iter().flatten().cloned());
             }
         }
