@@ -502,44 +502,37 @@ pub fn outputs_of(
 }
 
 /// Entry paths (cleaned of `.` and empty components) and whether each is a
-/// directory.
+/// directory. Names are held to the unpacker's rules (UTF-8, relative, no
+/// `..`), so what this accepts, unpacking accepts.
 fn list_paths(
     label: &str,
     tar: &mut impl Read,
     tick: &mut dyn FnMut(),
 ) -> Result<Vec<(String, bool)>> {
-    let fail = |e: io::Error| {
-        if decode::is_decoder_failure(&e) {
-            Error::DecoderFailed
-        } else {
-            Error::Tar {
-                archive: label.to_owned(),
-                at: None,
-                message: e.to_string(),
-            }
-        }
+    let ended = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut archive = tar::Archive::new(unpack::EndSeen {
+        inner: tar,
+        ended: ended.clone(),
+    });
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let fail = |e: io::Error, out: &[(String, bool)]| {
+        unpack::tar_failure(label, e, out.last().map(|(p, _)| p.as_str()), ended.get())
     };
-    let mut archive = tar::Archive::new(tar);
-    let mut out = Vec::new();
-    for entry in archive.entries().map_err(fail)? {
-        let entry = entry.map_err(fail)?;
+    let refuse = |entry: &str, rule| Error::Unsafe {
+        archive: label.to_owned(),
+        entry: entry.to_owned(),
+        rule,
+    };
+    for entry in archive.entries().map_err(|e| fail(e, &out))? {
+        let entry = entry.map_err(|e| fail(e, &out))?;
         let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink
-        ) {
+        if unpack::is_extension(kind) {
             continue;
         }
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let clean: Vec<&str> = raw
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
+        let name = unpack::entry_name(&entry.path_bytes()).map_err(|(n, r)| refuse(&n, r))?;
+        let clean = unpack::clean(&name).map_err(|r| refuse(&name, r))?;
         if !clean.is_empty() {
-            out.push((clean.join("/"), kind.is_dir()));
+            out.push((clean, kind.is_dir()));
         }
         tick();
     }

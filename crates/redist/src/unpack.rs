@@ -107,10 +107,77 @@ pub struct Writer<'a> {
     ended: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
+/// Extension headers the `tar` crate has already applied to the entry
+/// after them.
+pub(crate) fn is_extension(kind: EntryType) -> bool {
+    matches!(
+        kind,
+        EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink
+    )
+}
+
+/// An entry's name, which must be UTF-8 (else its lossy form and the rule).
+pub(crate) fn entry_name(bytes: &[u8]) -> std::result::Result<String, (String, UnsafeRule)> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) => Err((
+            String::from_utf8_lossy(bytes).into_owned(),
+            UnsafeRule::NonUtf8,
+        )),
+    }
+}
+
+/// Lexically clean an entry path: no absolute paths, no `..`, `.` and
+/// empty components dropped.
+pub(crate) fn clean(path: &str) -> std::result::Result<String, UnsafeRule> {
+    if path.starts_with('/') {
+        return Err(UnsafeRule::AbsolutePath);
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(UnsafeRule::ParentComponent),
+            c => {
+                if !out.is_empty() {
+                    out.push('/');
+                }
+                out.push_str(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a `tar` read error means: the decoder's failure, a truncated
+/// archive (the stream had `ended`), or malformed tar data after `at`.
+pub(crate) fn tar_failure(archive: &str, e: io::Error, at: Option<&str>, ended: bool) -> Error {
+    if is_decoder_failure(&e) {
+        return Error::DecoderFailed;
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof || ended {
+        return Error::Truncated {
+            archive: archive.to_owned(),
+            detail: match at {
+                Some(at) => format!("the tar stream ends inside the entry after `{at}`"),
+                None => "the tar stream ends inside the first header".into(),
+            },
+        };
+    }
+    Error::Tar {
+        archive: archive.to_owned(),
+        at: at.map(str::to_owned),
+        message: e.to_string(),
+    }
+}
+
 /// A reader that records when its stream ends.
-struct EndSeen<R> {
-    inner: R,
-    ended: std::rc::Rc<std::cell::Cell<bool>>,
+pub(crate) struct EndSeen<R> {
+    pub inner: R,
+    pub ended: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl<R: Read> Read for EndSeen<R> {
@@ -200,21 +267,15 @@ impl<'a> Writer<'a> {
     }
 
     fn entry_name<R: Read>(&self, entry: &tar::Entry<'_, R>) -> Result<String> {
-        let bytes = entry.path_bytes();
-        match std::str::from_utf8(&bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Err(self.unsafe_entry(&String::from_utf8_lossy(&bytes), UnsafeRule::NonUtf8)),
-        }
+        entry_name(&entry.path_bytes()).map_err(|(name, rule)| self.unsafe_entry(&name, rule))
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, name: &str) -> Result<()> {
         let kind = entry.header().entry_type();
+        if is_extension(kind) {
+            return Ok(());
+        }
         match kind {
-            // Extension headers the tar crate has already applied.
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => return Ok(()),
             EntryType::Char => {
                 return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("character device")))
             }
@@ -256,26 +317,8 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Lexically clean an entry path: no absolute paths, no `..`, `.` and
-    /// empty components dropped.
     fn clean(&self, entry: &str, path: &str) -> Result<String> {
-        if path.starts_with('/') {
-            return Err(self.unsafe_entry(entry, UnsafeRule::AbsolutePath));
-        }
-        let mut out = String::with_capacity(path.len());
-        for c in path.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => return Err(self.unsafe_entry(entry, UnsafeRule::ParentComponent)),
-                c => {
-                    if !out.is_empty() {
-                        out.push('/');
-                    }
-                    out.push_str(c);
-                }
-            }
-        }
-        Ok(out)
+        clean(path).map_err(|rule| self.unsafe_entry(entry, rule))
     }
 
     /// Strip the archive's single top directory. Returns `None` for the top
@@ -674,23 +717,7 @@ impl<'a> Writer<'a> {
     }
 
     fn tar_error(&self, e: io::Error, at: Option<&str>) -> Error {
-        if is_decoder_failure(&e) {
-            return Error::DecoderFailed;
-        }
-        if e.kind() == io::ErrorKind::UnexpectedEof || self.ended.get() {
-            return Error::Truncated {
-                archive: self.archive.to_owned(),
-                detail: match at {
-                    Some(at) => format!("the tar stream ends inside the entry after `{at}`"),
-                    None => "the tar stream ends inside the first header".into(),
-                },
-            };
-        }
-        Error::Tar {
-            archive: self.archive.to_owned(),
-            at: at.map(str::to_owned),
-            message: e.to_string(),
-        }
+        tar_failure(self.archive, e, at, self.ended.get())
     }
 }
 

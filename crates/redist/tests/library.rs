@@ -108,3 +108,50 @@ fn unsafe_entries_are_typed_errors() {
         "no staging directory left"
     );
 }
+
+/// `tar` with the same-length `from` in one header name replaced by `to`
+/// (bytes the `tar` crate refuses to write), checksum fixed.
+fn rename_raw(mut tar: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let pos = tar.windows(from.len()).position(|w| w == from).unwrap();
+    tar[pos..pos + to.len()].copy_from_slice(to);
+    let start = pos - pos % 512;
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&tar[start..start + 512]);
+    h.set_cksum();
+    tar[start..start + 512].copy_from_slice(h.as_bytes());
+    tar
+}
+
+#[test]
+fn listing_outputs_refuses_what_unpacking_refuses() {
+    let layout = redist::Layout::builtin(redist::Mode::Split);
+    let a = redist_archive("x", "1", vec![Item::file("lib/xx/f", "data")]);
+    for (to, want) in [
+        (&b"\xff\xfe"[..], UnsafeRule::NonUtf8),
+        (b"..", UnsafeRule::ParentComponent),
+    ] {
+        let tar = rename_raw(a.tar(), b"lib/xx/f", &[b"lib/", to, b"/f"].concat());
+        let input = || Input::Reader {
+            label: "a".into(),
+            reader: Box::new(std::io::Cursor::new(tar.clone())),
+            size: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let unpacked = unpack(
+            input(),
+            &dir.path().join("out"),
+            &UnpackOptions::default(),
+            &redist::NoProgress,
+        );
+        let listed = redist::outputs_of(input(), &layout, &redist::NoProgress);
+        for (what, r) in [
+            ("unpack", unpacked.map(|_| ())),
+            ("outputs_of", listed.map(|_| ())),
+        ] {
+            match r {
+                Err(Error::Unsafe { rule, .. }) => assert_eq!(rule, want, "{what}"),
+                other => panic!("{what}: expected {want:?}, got {other:?}"),
+            }
+        }
+    }
+}
