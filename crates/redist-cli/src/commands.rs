@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use redist::install::{self, InstallOptions, Reporter};
-use redist::manifest::PlatformEntry;
+use redist::install::{self, InstallOptions};
+use redist::source::Origin;
 use redist::{Error, Layout, Mode, Rules};
 
 use crate::table::size;
@@ -22,31 +22,13 @@ fn print_json(v: &impl serde::Serialize) {
 pub fn list(args: ListArgs) -> Result<(), Error> {
     let source = args.source.open()?;
     let platform = args.source.platform()?;
-    let mut rows = Vec::new();
-    for c in source.manifest.components.values() {
-        let Some((used, entry)) = c.platform_for(&platform) else {
-            continue;
-        };
-        let (size, variants) = match entry {
-            PlatformEntry::Archive(a) => (Some(a.size), Vec::new()),
-            PlatformEntry::Variants(vs) => {
-                (None, vs.iter().map(|(k, a)| (k.clone(), a.size)).collect())
-            }
-        };
-        let zip = match entry {
-            PlatformEntry::Archive(a) => a.relative_path.ends_with(".zip"),
-            PlatformEntry::Variants(vs) => vs.values().any(|a| a.relative_path.ends_with(".zip")),
-        };
-        rows.push(serde_json::json!({
-            "component": c.key, "name": c.name, "version": c.version, "platform": used,
-            "size": size, "variants": variants.iter().map(|(k, s)| serde_json::json!({"variant": k, "size": s})).collect::<Vec<_>>(),
-            "installable": !zip,
-        }));
-    }
+    let rows = source.list(&platform);
     if args.json {
-        print_json(
-            &serde_json::json!({ "manifest": source.manifest.label(), "platform": platform, "components": rows }),
-        );
+        print_json(&serde_json::json!({
+            "manifest": source.manifest.label(),
+            "platform": platform,
+            "components": sorted(&rows),
+        }));
         return Ok(());
     }
     println!(
@@ -60,37 +42,35 @@ pub fn list(args: ListArgs) -> Result<(), Error> {
     );
     for r in &rows {
         let mut notes = Vec::new();
-        if r["platform"] != platform.as_str() {
-            notes.push(format!("from {}", r["platform"].as_str().unwrap_or("")));
+        if r.platform != platform {
+            notes.push(format!("from {}", r.platform));
         }
-        let variants = r["variants"].as_array().cloned().unwrap_or_default();
-        if !variants.is_empty() {
-            notes.push(format!(
-                "variants: {}",
-                variants
-                    .iter()
-                    .map(|v| format!(
-                        "{} ({})",
-                        v["variant"].as_str().unwrap_or(""),
-                        size(v["size"].as_u64().unwrap_or(0))
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if !r.variants.is_empty() {
+            let variants: Vec<String> = r
+                .variants
+                .iter()
+                .map(|v| format!("{} ({})", v.variant, size(v.size)))
+                .collect();
+            notes.push(format!("variants: {}", variants.join(", ")));
         }
-        if r["installable"] == false {
+        if !r.installable {
             notes.push("Windows .zip: not installable".into());
         }
-        let sz = r["size"].as_u64().map(size).unwrap_or_else(|| "-".into());
+        let sz = r.size.map(size).unwrap_or_else(|| "-".into());
         println!(
             "{:<28} {:<14} {:>10}  {}",
-            r["component"].as_str().unwrap_or(""),
-            r["version"].as_str().unwrap_or(""),
+            r.component,
+            r.version,
             sz,
             notes.join("; ")
         );
     }
     Ok(())
+}
+
+/// `v` as JSON with its keys sorted, as every `--json` output has them.
+fn sorted(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 pub fn fetch(args: FetchArgs) -> Result<(), Error> {
@@ -104,113 +84,27 @@ pub fn fetch(args: FetchArgs) -> Result<(), Error> {
     }
     let mut rows = Vec::new();
     for sel in &selected {
-        let wrap = |e: Error| Error::Component {
-            component: sel.component.clone(),
-            version: sel.version.clone(),
-            source: Box::new(e),
-        };
-        let name = sel
-            .archive
-            .relative_path
-            .rsplit('/')
-            .next()
-            .unwrap_or(&sel.archive.relative_path)
-            .to_owned();
-        let ((), origin) = source
-            .with_archive(sel, |opened| {
-                let progress = reporter.component(sel, opened.origin);
-                let label = opened.label.clone();
-                progress.begin(&label, Some(opened.size));
-                let (input, committer) = opened.into_input();
-                let redist::Input::Reader { mut reader, .. } = input else {
-                    unreachable!("into_input gives a reader")
-                };
-                let result = copy_verified(
-                    &mut reader,
-                    args.out.as_ref().map(|d| d.join(&name)),
-                    progress.as_ref(),
-                    &label,
-                );
-                progress.finish();
-                result?;
-                committer.commit()
-            })
-            .map_err(wrap)?;
-        rows.push(serde_json::json!({
-            "component": sel.component, "version": sel.version, "sha256": sel.archive.sha256, "size": sel.archive.size,
-            "origin": origin, "cache": source.cache.as_ref().map(|c| c.path(&sel.archive.sha256)),
-            "out": args.out.as_ref().map(|d| d.join(&name)),
-        }));
+        rows.push(source.fetch(sel, args.out.as_deref(), &reporter)?);
     }
     if args.json {
-        print_json(&rows);
+        print_json(&sorted(&rows));
     } else if !args.quiet {
         for r in &rows {
-            let at = r["out"]
-                .as_str()
-                .or(r["cache"].as_str())
-                .unwrap_or("(verified, not kept)");
+            let at = r
+                .out
+                .as_ref()
+                .or(r.cache.as_ref())
+                .map_or("(verified, not kept)".into(), |p| p.display().to_string());
             println!(
                 "{} {}: verified ({}) {}",
-                r["component"].as_str().unwrap_or(""),
-                r["version"].as_str().unwrap_or(""),
-                size(r["size"].as_u64().unwrap_or(0)),
+                r.component,
+                r.version,
+                size(r.size),
                 at
             );
         }
     }
     Ok(())
-}
-
-/// Read all of a verified reader, into `out` when given (renamed into
-/// place only once the last byte verified).
-fn copy_verified(
-    reader: &mut dyn std::io::Read,
-    out: Option<std::path::PathBuf>,
-    progress: &dyn redist::Progress,
-    label: &str,
-) -> Result<(), Error> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    let mut file = match &out {
-        Some(path) => {
-            let partial = redist::scratch::Scratch::new(path.with_extension("partial"));
-            let f = std::fs::File::create(partial.path()).map_err(|source| Error::Write {
-                path: partial.path().to_owned(),
-                source,
-            })?;
-            Some((f, partial))
-        }
-        None => None,
-    };
-    let fail = |e: std::io::Error| redist::decode::source_failure(label, e);
-    let result = (|| {
-        loop {
-            let n = reader.read(&mut buf).map_err(fail)?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            progress.advance(total);
-            if let Some((f, p)) = &mut file {
-                f.write_all(&buf[..n]).map_err(|source| Error::Write {
-                    path: p.path().to_owned(),
-                    source,
-                })?;
-            }
-        }
-        Ok(())
-    })();
-    match (result, file, out) {
-        (Ok(()), Some((_, partial)), Some(path)) => {
-            std::fs::rename(partial.path(), &path)
-                .map_err(|source| Error::Write { path, source })?;
-            partial.keep();
-            Ok(())
-        }
-        // A failure drops the partial file, which removes it.
-        (r, _, _) => r,
-    }
 }
 
 pub fn install(args: InstallArgs) -> Result<(), Error> {
@@ -247,9 +141,9 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         }
         for c in &report.components {
             let how = match c.origin {
-                Some(install::Origin::Cache) => "from the cache",
-                Some(install::Origin::Download) => "downloaded",
-                Some(install::Origin::Local) => "from the mirror directory",
+                Some(Origin::Cache) => "from the cache",
+                Some(Origin::Download) => "downloaded",
+                Some(Origin::Local) => "from the mirror directory",
                 None => "already installed",
             };
             println!(
@@ -277,7 +171,8 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
         .source
         .select(&args.components, args.components.is_empty())?;
     let layout = Layout::new(&rules(&args.rules)?, Mode::Split, "rules")?;
-    let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
+    let reporter = crate::progress::Components::reading(args.quiet);
+    let outputs = source.outputs(&selected, &layout, &reporter)?;
     let mut out = serde_json::Map::new();
     for (sel, outputs) in selected.iter().zip(outputs) {
         out.insert(
@@ -287,39 +182,6 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     }
     print_json(&out);
     Ok(())
-}
-
-/// Per component: the outputs its archive produces (verified, cached), in
-/// the order of `selected`. Archives are streamed several at a time; the
-/// first failure is returned.
-fn components_outputs(
-    source: &install::Source,
-    selected: &[redist::manifest::Selected],
-    layout: &Layout,
-    quiet: bool,
-) -> Result<Vec<std::collections::BTreeSet<String>>, Error> {
-    use rayon::prelude::*;
-    use redist::install::Reporter;
-    let reporter = crate::progress::Components::reading(quiet);
-    selected
-        .par_iter()
-        .map(|sel| {
-            source
-                .with_archive(sel, |opened| {
-                    let progress = reporter.component(sel, opened.origin);
-                    let (input, committer) = opened.into_input();
-                    let outputs = redist::outputs_of(input, layout, progress.as_ref())?;
-                    committer.commit()?;
-                    Ok(outputs)
-                })
-                .map(|(o, _)| o)
-                .map_err(|e| Error::Component {
-                    component: sel.component.clone(),
-                    version: sel.version.clone(),
-                    source: Box::new(e),
-                })
-        })
-        .collect()
 }
 
 pub fn nix_builder() -> Result<(), Error> {
@@ -374,7 +236,8 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
         .source
         .select(&args.components, args.components.is_empty())?;
     let layout = Layout::new(&Rules::builtin(), Mode::Split, "rules")?;
-    let outputs = components_outputs(&source, &selected, &layout, args.quiet)?;
+    let reporter = crate::progress::Components::reading(args.quiet);
+    let outputs = source.outputs(&selected, &layout, &reporter)?;
     let mut components = Vec::new();
     for (sel, outputs) in selected.iter().zip(outputs) {
         let url = match source.location(sel) {

@@ -191,7 +191,7 @@ struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn open(&self) -> Result<redist::install::Source, redist::Error> {
+    fn open(&self) -> Result<redist::source::Repository, redist::Error> {
         let cache = (!self.no_cache).then(|| {
             redist::source::Cache::new(
                 self.cache_dir
@@ -201,7 +201,7 @@ impl SourceArgs {
         });
         let fetcher =
             redist::source::Fetcher::new(std::time::Duration::from_secs(self.timeout.max(1)));
-        redist::install::Source::open(
+        redist::source::Repository::open(
             &self.manifest,
             self.mirror.as_deref(),
             fetcher,
@@ -223,7 +223,7 @@ impl SourceArgs {
         &self,
         components: &[String],
         all: bool,
-    ) -> Result<(redist::install::Source, Vec<redist::manifest::Selected>), redist::Error> {
+    ) -> Result<(redist::source::Repository, Vec<redist::manifest::Selected>), redist::Error> {
         let source = self.open()?;
         let platform = self.platform()?;
         let selected = source.select(components, all, &platform, self.variant.as_deref())?;

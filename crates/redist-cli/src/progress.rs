@@ -90,19 +90,19 @@ impl Components {
     }
 }
 
-fn origin_word(origin: redist::install::Origin) -> &'static str {
+fn origin_word(origin: redist::source::Origin) -> &'static str {
     match origin {
-        redist::install::Origin::Cache => "cache",
-        redist::install::Origin::Download => "download",
-        redist::install::Origin::Local => "local",
+        redist::source::Origin::Cache => "cache",
+        redist::source::Origin::Download => "download",
+        redist::source::Origin::Local => "local",
     }
 }
 
-impl redist::install::Reporter for Components {
+impl redist::report::Reporter for Components {
     fn component(
         &self,
         sel: &redist::manifest::Selected,
-        origin: redist::install::Origin,
+        origin: redist::source::Origin,
     ) -> Box<dyn redist::Progress + '_> {
         let name = format!("{} {}", sel.component, sel.version);
         match &self.multi {
@@ -144,7 +144,7 @@ impl redist::install::Reporter for Components {
 /// Progress as two log lines, for logs and CI.
 struct LogLine {
     name: String,
-    origin: redist::install::Origin,
+    origin: redist::source::Origin,
     quiet: bool,
     size: u64,
     verb: &'static str,
@@ -155,13 +155,13 @@ impl redist::Progress for LogLine {
         if !self.quiet {
             let (verb, size) = (self.verb, crate::table::size(self.size));
             match self.origin {
-                redist::install::Origin::Cache => {
+                redist::source::Origin::Cache => {
                     eprintln!("{}: {verb} from the cache ({size})", self.name)
                 }
-                redist::install::Origin::Download => {
+                redist::source::Origin::Download => {
                     eprintln!("{}: downloading and {verb} ({size})", self.name)
                 }
-                redist::install::Origin::Local => {
+                redist::source::Origin::Local => {
                     eprintln!("{}: {verb} from the mirror directory ({size})", self.name)
                 }
             }

@@ -158,6 +158,15 @@ fn wrong_sha256_fails_and_leaves_nothing() {
             "sha256 mismatch: the manifest says 0000",
         ],
     );
+    // The error says what was asked.
+    fails_with(
+        &m.run("fetch", &["cuda_nvcc"]),
+        &["failed to fetch cuda_nvcc 12.9.86", "sha256 mismatch"],
+    );
+    fails_with(
+        &m.run("features", &["cuda_nvcc"]),
+        &["failed to read cuda_nvcc 12.9.86", "sha256 mismatch"],
+    );
     assert!(!m.prefix().exists(), "prefix not created");
     let cached = m.cache_files();
     assert!(

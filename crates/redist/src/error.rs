@@ -78,9 +78,11 @@ pub enum Error {
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
 
-    /// One component of an install or fetch failed.
-    #[error("failed to install {component} {version}")]
+    /// One component of an install, fetch or listing failed.
+    #[error("failed to {action} {component} {version}")]
     Component {
+        /// What was asked: `install`, `fetch`, `read`.
+        action: &'static str,
         component: String,
         version: String,
         #[source]
@@ -115,6 +117,18 @@ pub enum Error {
     /// A layout rules file could not be read or understood.
     #[error("invalid layout rules {origin}: {message}")]
     Rules { origin: String, message: String },
+}
+
+impl Error {
+    /// `cause`, said to have happened while doing `action` to `sel`.
+    pub fn component(action: &'static str, sel: &crate::manifest::Selected, cause: Error) -> Error {
+        Error::Component {
+            action,
+            component: sel.component.clone(),
+            version: sel.version.clone(),
+            source: Box::new(cause),
+        }
+    }
 }
 
 /// The safety rule an entry broke. Displayed as the reason in

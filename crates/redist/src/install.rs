@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -27,254 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layout::{Layout, Mode};
-use crate::manifest::{Manifest, ManifestError, Selected};
-use crate::report::{Progress, Report};
+use crate::manifest::Selected;
+use crate::report::{Report, Reporter};
 use crate::scratch::Scratch;
-use crate::source::{Cache, Fetcher, Location, SourceError, Verified};
-use crate::{Input, UnpackOptions};
-
-/// Where an archive's bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// The verified cache.
-    Cache,
-    /// An HTTP(S) mirror (and written to the cache on the way).
-    Download,
-    /// A mirror on this machine: a directory or `file://` URL (and written
-    /// to the cache on the way).
-    Local,
-}
-
-/// Receives per-component progress; the CLI draws one bar per component.
-pub trait Reporter: Sync {
-    /// Progress for one component's archive.
-    fn component(&self, sel: &Selected, origin: Origin) -> Box<dyn Progress + '_>;
-    /// A line worth telling the user (a retry, a skipped component).
-    fn note(&self, _message: &str) {}
-}
-
-/// A manifest and where its archives are.
-pub struct Source {
-    /// The parsed manifest.
-    pub manifest: Manifest,
-    /// Base location archives' `relative_path`s are joined to.
-    pub base: Location,
-    /// Downloads.
-    pub fetcher: Fetcher,
-    /// The cache, if used.
-    pub cache: Option<Cache>,
-    /// Never download; only the cache.
-    pub offline: bool,
-}
-
-impl Source {
-    /// Load the manifest at `manifest`; archives come from `mirror` or the
-    /// manifest's own directory.
-    pub fn open(
-        manifest: &str,
-        mirror: Option<&str>,
-        fetcher: Fetcher,
-        cache: Option<Cache>,
-        offline: bool,
-    ) -> Result<Source> {
-        let loc = Location::parse(manifest);
-        let text = fetcher.read_to_string(&loc)?;
-        let manifest = Manifest::parse(&text, &loc.to_string())?;
-        let base = match mirror {
-            Some(m) => Location::parse(m),
-            None => loc.parent(),
-        };
-        Ok(Source {
-            manifest,
-            base,
-            fetcher,
-            cache,
-            offline,
-        })
-    }
-
-    /// Choose components: the named ones, or every one with an archive for
-    /// the platform (`all`).
-    pub fn select(
-        &self,
-        names: &[String],
-        all: bool,
-        platform: &str,
-        variant: Option<&str>,
-    ) -> Result<Vec<Selected>> {
-        if all {
-            let mut out = Vec::new();
-            for c in self.manifest.components.values() {
-                match c.select(platform, variant) {
-                    Ok(s) => out.push(s),
-                    Err(ManifestError::NoPlatform { .. } | ManifestError::WindowsZip { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            return Ok(out);
-        }
-        names
-            .iter()
-            .map(|n| Ok(self.manifest.select(n, platform, variant)?))
-            .collect()
-    }
-
-    /// Where `sel`'s archive is on the mirror.
-    pub fn location(&self, sel: &Selected) -> Location {
-        self.base.join(&sel.archive.relative_path)
-    }
-
-    /// Open `sel`'s archive for one verified pass: from the cache when it
-    /// is there, else from the mirror, written to the cache on the way
-    /// (committed by [`Committer::commit`] once the pass succeeded).
-    pub fn open_archive(&self, sel: &Selected, prefer_cache: bool) -> Result<Opened> {
-        // Messages about the bytes name where they come from; the caller
-        // adds the component ("failed to install cuda_nvcc 12.9.86").
-        let what = format!("{} {}", sel.component, sel.version);
-        let location = self.location(sel);
-        let label = location.to_string();
-        let fetched = match location {
-            Location::Path(_) => Origin::Local,
-            Location::Url(_) => Origin::Download,
-        };
-        if let Some(cache) = &self.cache {
-            if prefer_cache {
-                if let Some(path) = cache.lookup(&sel.archive) {
-                    let label = format!("{} (cached)", path.display());
-                    let file = fs::File::open(&path).map_err(|source| SourceError::File {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let reader = Box::new(Verified::new(file, &sel.archive));
-                    return Ok(Opened {
-                        label,
-                        reader,
-                        size: sel.archive.size,
-                        origin: Origin::Cache,
-                        pending: None,
-                    });
-                }
-            }
-            if self.offline {
-                return Err(SourceError::NotCached {
-                    what,
-                    path: cache.path(&sel.archive.sha256),
-                }
-                .into());
-            }
-            let (body, _) = self.fetcher.open(&location)?;
-            let (tee, pending) = cache.tee(&sel.archive.sha256, body)?;
-            let reader = Box::new(Verified::new(tee, &sel.archive));
-            return Ok(Opened {
-                label,
-                reader,
-                size: sel.archive.size,
-                origin: fetched,
-                pending: Some(pending),
-            });
-        }
-        if self.offline {
-            return Err(SourceError::NotCached {
-                what,
-                path: PathBuf::from("(no cache)"),
-            }
-            .into());
-        }
-        let (body, _) = self.fetcher.open(&location)?;
-        let reader = Box::new(Verified::new(body, &sel.archive));
-        Ok(Opened {
-            label,
-            reader,
-            size: sel.archive.size,
-            origin: fetched,
-            pending: None,
-        })
-    }
-
-    /// Run `pass` over `sel`'s verified bytes. A cached copy that fails
-    /// verification is evicted and the archive downloaded again (once).
-    pub fn with_archive<T>(
-        &self,
-        sel: &Selected,
-        mut pass: impl FnMut(Opened) -> Result<T>,
-    ) -> Result<(T, Origin)> {
-        let mut prefer_cache = true;
-        loop {
-            let opened = self.open_archive(sel, prefer_cache)?;
-            let origin = opened.origin;
-            let result = pass(opened);
-            // A failure reading a cached copy may be the copy's fault: check
-            // its hash; a bad entry is evicted and never used again.
-            let bad_cache = match &result {
-                Err(Error::Verify { .. }) => origin == Origin::Cache,
-                Err(_) if origin == Origin::Cache => self
-                    .cache
-                    .as_ref()
-                    .is_some_and(|c| !c.is_intact(&sel.archive)),
-                _ => false,
-            };
-            match result {
-                Err(e) if bad_cache => {
-                    if let Some(cache) = &self.cache {
-                        cache.evict(&sel.archive.sha256);
-                    }
-                    if self.offline {
-                        return Err(match e {
-                            Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
-                            other => Error::Install {
-                                what: format!("{} {}", sel.component, sel.version),
-                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({other})"),
-                            },
-                        });
-                    }
-                    prefer_cache = false;
-                }
-                other => return other.map(|t| (t, origin)),
-            }
-        }
-    }
-}
-
-/// An archive opened for one verified pass.
-pub struct Opened {
-    /// Where the bytes come from (URL, path, or cache entry), for messages.
-    pub label: String,
-    /// Verified bytes.
-    pub reader: Box<dyn Read + Send>,
-    /// Expected size.
-    pub size: u64,
-    /// Cache or download.
-    pub origin: Origin,
-    pending: Option<crate::source::Pending>,
-}
-
-impl Opened {
-    /// Split into the unpack input and what commits the cache entry.
-    pub fn into_input(self) -> (Input, Committer) {
-        (
-            Input::Reader {
-                label: self.label,
-                reader: self.reader,
-                size: Some(self.size),
-            },
-            Committer(self.pending),
-        )
-    }
-}
-
-/// Makes a downloaded archive a cache entry once its pass succeeded.
-pub struct Committer(Option<crate::source::Pending>);
-
-impl Committer {
-    /// The pass verified the bytes: keep them in the cache.
-    pub fn commit(self) -> Result<()> {
-        if let Some(p) = self.0 {
-            p.commit()?;
-        }
-        Ok(())
-    }
-}
+use crate::source::{Origin, Repository};
+use crate::UnpackOptions;
 
 /// How to install.
 pub struct InstallOptions {
@@ -363,7 +120,7 @@ type Unpacked = (usize, Result<(Report, Origin)>);
 
 /// Install `selected` from `source` into `opts.prefix`.
 pub fn install(
-    source: &Source,
+    source: &Repository,
     selected: &[Selected],
     opts: &InstallOptions,
     reporter: &dyn Reporter,
@@ -454,11 +211,7 @@ pub fn install(
                     committer.commit()?;
                     Ok(report)
                 });
-                let r = r.map_err(|e| Error::Component {
-                    component: sel.component.clone(),
-                    version: sel.version.clone(),
-                    source: Box::new(e),
-                });
+                let r = r.map_err(|e| Error::component("install", sel, e));
                 if r.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::decode::Format;
 use crate::layout::Mode;
+use crate::manifest::Selected;
+use crate::source::Origin;
 
 /// Receives progress while an archive is unpacked. Every method has a
 /// default that does nothing; the CLI draws bars, tests record calls.
@@ -117,4 +119,12 @@ impl Stage {
         };
         Stage { seconds, mib_per_s }
     }
+}
+
+/// Receives per-component progress; the CLI draws one bar per component.
+pub trait Reporter: Sync {
+    /// Progress for one component's archive.
+    fn component(&self, sel: &Selected, origin: Origin) -> Box<dyn Progress + '_>;
+    /// A line worth telling the user (a retry, a skipped component).
+    fn note(&self, _message: &str) {}
 }

@@ -11,6 +11,10 @@
 //! - [`Cache`]: verified archives by SHA-256 under `$XDG_CACHE_HOME/redist`,
 //!   written while they stream (a [`Tee`]) and committed only once verified.
 
+mod repository;
+
+pub use repository::{Committer, Fetched, ListRow, Opened, Origin, Repository, VariantRow};
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

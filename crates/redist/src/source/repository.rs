@@ -1,0 +1,450 @@
+//! Where archives come from: a manifest, the mirror its archives are on,
+//! and the verified cache, with the policy that ties them together (cache
+//! first, a corrupt cached copy evicted and fetched again, `--offline`).
+//! What `fetch`, `features` and `install` read archives through.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Cache, Fetcher, Location, Pending, SourceError, Verified};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::manifest::{Manifest, ManifestError, PlatformEntry, Selected};
+use crate::report::{Progress, Reporter};
+use crate::Input;
+
+/// Where an archive's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The verified cache.
+    Cache,
+    /// An HTTP(S) mirror (and written to the cache on the way).
+    Download,
+    /// A mirror on this machine: a directory or `file://` URL (and written
+    /// to the cache on the way).
+    Local,
+}
+
+/// A manifest and where its archives are.
+pub struct Repository {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// Base location archives' `relative_path`s are joined to.
+    pub base: Location,
+    /// Downloads.
+    pub fetcher: Fetcher,
+    /// The cache, if used.
+    pub cache: Option<Cache>,
+    /// Never download; only the cache.
+    pub offline: bool,
+}
+
+impl Repository {
+    /// Load the manifest at `manifest`; archives come from `mirror` or the
+    /// manifest's own directory.
+    pub fn open(
+        manifest: &str,
+        mirror: Option<&str>,
+        fetcher: Fetcher,
+        cache: Option<Cache>,
+        offline: bool,
+    ) -> Result<Repository> {
+        let loc = Location::parse(manifest);
+        let text = fetcher.read_to_string(&loc)?;
+        let manifest = Manifest::parse(&text, &loc.to_string())?;
+        let base = match mirror {
+            Some(m) => Location::parse(m),
+            None => loc.parent(),
+        };
+        Ok(Repository {
+            manifest,
+            base,
+            fetcher,
+            cache,
+            offline,
+        })
+    }
+
+    /// Choose components: the named ones, or every one with an archive for
+    /// the platform (`all`).
+    pub fn select(
+        &self,
+        names: &[String],
+        all: bool,
+        platform: &str,
+        variant: Option<&str>,
+    ) -> Result<Vec<Selected>> {
+        if all {
+            let mut out = Vec::new();
+            for c in self.manifest.components.values() {
+                match c.select(platform, variant) {
+                    Ok(s) => out.push(s),
+                    Err(ManifestError::NoPlatform { .. } | ManifestError::WindowsZip { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(out);
+        }
+        names
+            .iter()
+            .map(|n| Ok(self.manifest.select(n, platform, variant)?))
+            .collect()
+    }
+
+    /// Where `sel`'s archive is on the mirror.
+    pub fn location(&self, sel: &Selected) -> Location {
+        self.base.join(&sel.archive.relative_path)
+    }
+
+    /// Open `sel`'s archive for one verified pass: from the cache when it
+    /// is there, else from the mirror, written to the cache on the way
+    /// (committed by [`Committer::commit`] once the pass succeeded).
+    pub fn open_archive(&self, sel: &Selected, prefer_cache: bool) -> Result<Opened> {
+        // Messages about the bytes name where they come from; the caller
+        // adds the component ("failed to install cuda_nvcc 12.9.86").
+        let what = format!("{} {}", sel.component, sel.version);
+        let location = self.location(sel);
+        let label = location.to_string();
+        let fetched = match location {
+            Location::Path(_) => Origin::Local,
+            Location::Url(_) => Origin::Download,
+        };
+        if let Some(cache) = &self.cache {
+            if prefer_cache {
+                if let Some(path) = cache.lookup(&sel.archive) {
+                    let label = format!("{} (cached)", path.display());
+                    let file = fs::File::open(&path).map_err(|source| SourceError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let reader = Box::new(Verified::new(file, &sel.archive));
+                    return Ok(Opened {
+                        label,
+                        reader,
+                        size: sel.archive.size,
+                        origin: Origin::Cache,
+                        pending: None,
+                    });
+                }
+            }
+            if self.offline {
+                return Err(SourceError::NotCached {
+                    what,
+                    path: cache.path(&sel.archive.sha256),
+                }
+                .into());
+            }
+            let (body, _) = self.fetcher.open(&location)?;
+            let (tee, pending) = cache.tee(&sel.archive.sha256, body)?;
+            let reader = Box::new(Verified::new(tee, &sel.archive));
+            return Ok(Opened {
+                label,
+                reader,
+                size: sel.archive.size,
+                origin: fetched,
+                pending: Some(pending),
+            });
+        }
+        if self.offline {
+            return Err(SourceError::NotCached {
+                what,
+                path: PathBuf::from("(no cache)"),
+            }
+            .into());
+        }
+        let (body, _) = self.fetcher.open(&location)?;
+        let reader = Box::new(Verified::new(body, &sel.archive));
+        Ok(Opened {
+            label,
+            reader,
+            size: sel.archive.size,
+            origin: fetched,
+            pending: None,
+        })
+    }
+
+    /// Run `pass` over `sel`'s verified bytes. A cached copy that fails
+    /// verification is evicted and the archive downloaded again (once).
+    pub fn with_archive<T>(
+        &self,
+        sel: &Selected,
+        mut pass: impl FnMut(Opened) -> Result<T>,
+    ) -> Result<(T, Origin)> {
+        let mut prefer_cache = true;
+        loop {
+            let opened = self.open_archive(sel, prefer_cache)?;
+            let origin = opened.origin;
+            let result = pass(opened);
+            // A failure reading a cached copy may be the copy's fault: check
+            // its hash; a bad entry is evicted and never used again.
+            let bad_cache = match &result {
+                Err(Error::Verify { .. }) => origin == Origin::Cache,
+                Err(_) if origin == Origin::Cache => self
+                    .cache
+                    .as_ref()
+                    .is_some_and(|c| !c.is_intact(&sel.archive)),
+                _ => false,
+            };
+            match result {
+                Err(e) if bad_cache => {
+                    if let Some(cache) = &self.cache {
+                        cache.evict(&sel.archive.sha256);
+                    }
+                    if self.offline {
+                        return Err(match e {
+                            Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
+                            other => Error::Install {
+                                what: format!("{} {}", sel.component, sel.version),
+                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({other})"),
+                            },
+                        });
+                    }
+                    prefer_cache = false;
+                }
+                other => return other.map(|t| (t, origin)),
+            }
+        }
+    }
+}
+
+/// An archive opened for one verified pass.
+pub struct Opened {
+    /// Where the bytes come from (URL, path, or cache entry), for messages.
+    pub label: String,
+    /// Verified bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// Expected size.
+    pub size: u64,
+    /// Cache or download.
+    pub origin: Origin,
+    pending: Option<Pending>,
+}
+
+impl Opened {
+    /// Split into the unpack input and what commits the cache entry.
+    pub fn into_input(self) -> (Input, Committer) {
+        (
+            Input::Reader {
+                label: self.label,
+                reader: self.reader,
+                size: Some(self.size),
+            },
+            Committer(self.pending),
+        )
+    }
+
+    /// Split into the verified bytes and what commits the cache entry.
+    pub fn into_reader(self) -> (Box<dyn Read + Send>, Committer) {
+        (self.reader, Committer(self.pending))
+    }
+}
+
+/// Makes a downloaded archive a cache entry once its pass succeeded.
+pub struct Committer(Option<Pending>);
+
+impl Committer {
+    /// The pass verified the bytes: keep them in the cache.
+    pub fn commit(self) -> Result<()> {
+        if let Some(p) = self.0 {
+            p.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// One component of a manifest as `redist list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListRow {
+    /// Manifest key.
+    pub component: String,
+    /// Human-readable name.
+    pub name: Option<String>,
+    /// Version.
+    pub version: String,
+    /// The platform whose archive is used (`linux-all` for some).
+    pub platform: String,
+    /// Archive size, when there is one archive.
+    pub size: Option<u64>,
+    /// Variants (`cuda12`, `cuda13`, …) and their sizes.
+    pub variants: Vec<VariantRow>,
+    /// Whether it can be installed (not a Windows `.zip`).
+    pub installable: bool,
+}
+
+/// One variant of a [`ListRow`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantRow {
+    /// Its name.
+    pub variant: String,
+    /// Archive size.
+    pub size: u64,
+}
+
+/// What [`Repository::fetch`] verified and kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetched {
+    /// Manifest key.
+    pub component: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 the bytes matched.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the bytes came from.
+    pub origin: Origin,
+    /// The cache entry, when a cache is used.
+    pub cache: Option<PathBuf>,
+    /// The copy written to the output directory, if asked for.
+    pub out: Option<PathBuf>,
+}
+
+impl Repository {
+    /// Every component with an archive for `platform` (or one that serves
+    /// every platform), in manifest order.
+    pub fn list(&self, platform: &str) -> Vec<ListRow> {
+        let mut rows = Vec::new();
+        for c in self.manifest.components.values() {
+            let Some((used, entry)) = c.platform_for(platform) else {
+                continue;
+            };
+            let (size, variants, installable) = match entry {
+                PlatformEntry::Archive(a) => {
+                    (Some(a.size), Vec::new(), !a.relative_path.ends_with(".zip"))
+                }
+                PlatformEntry::Variants(vs) => (
+                    None,
+                    vs.iter()
+                        .map(|(k, a)| VariantRow {
+                            variant: k.clone(),
+                            size: a.size,
+                        })
+                        .collect(),
+                    !vs.values().any(|a| a.relative_path.ends_with(".zip")),
+                ),
+            };
+            rows.push(ListRow {
+                component: c.key.clone(),
+                name: c.name.clone(),
+                version: c.version.clone(),
+                platform: used.to_owned(),
+                size,
+                variants,
+                installable,
+            });
+        }
+        rows
+    }
+
+    /// Download (or read from the cache) and verify `sel`'s archive; with
+    /// `out_dir`, a copy named like the archive is written there, renamed
+    /// into place only once the last byte verified.
+    pub fn fetch(
+        &self,
+        sel: &Selected,
+        out_dir: Option<&Path>,
+        reporter: &dyn Reporter,
+    ) -> Result<Fetched> {
+        let name = sel
+            .archive
+            .relative_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&sel.archive.relative_path);
+        let out = out_dir.map(|d| d.join(name));
+        let ((), origin) = self
+            .with_archive(sel, |opened| {
+                let progress = reporter.component(sel, opened.origin);
+                let label = opened.label.clone();
+                progress.begin(&label, Some(opened.size));
+                let (mut reader, committer) = opened.into_reader();
+                let result = copy_verified(&mut reader, out.as_deref(), progress.as_ref(), &label);
+                progress.finish();
+                result?;
+                committer.commit()
+            })
+            .map_err(|e| Error::component("fetch", sel, e))?;
+        Ok(Fetched {
+            component: sel.component.clone(),
+            version: sel.version.clone(),
+            sha256: sel.archive.sha256.clone(),
+            size: sel.archive.size,
+            origin,
+            cache: self.cache.as_ref().map(|c| c.path(&sel.archive.sha256)),
+            out,
+        })
+    }
+
+    /// Per component: the outputs its archive produces under `layout`
+    /// (verified, cached), in the order of `selected`. Archives are
+    /// streamed several at a time; the first failure is returned.
+    pub fn outputs(
+        &self,
+        selected: &[Selected],
+        layout: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<BTreeSet<String>>> {
+        use rayon::prelude::*;
+        selected
+            .par_iter()
+            .map(|sel| {
+                self.with_archive(sel, |opened| {
+                    let progress = reporter.component(sel, opened.origin);
+                    let (input, committer) = opened.into_input();
+                    let outputs = crate::outputs_of(input, layout, progress.as_ref())?;
+                    committer.commit()?;
+                    Ok(outputs)
+                })
+                .map(|(o, _)| o)
+                .map_err(|e| Error::component("read", sel, e))
+            })
+            .collect()
+    }
+}
+
+/// Read all of a verified reader, into `out` when given (renamed into
+/// place only once the last byte verified; nothing left on failure).
+fn copy_verified(
+    reader: &mut dyn Read,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+    label: &str,
+) -> Result<()> {
+    let write_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Write { path, source }
+    };
+    let mut file = match out {
+        Some(path) => {
+            let partial = crate::scratch::Scratch::new(path.with_extension("partial"));
+            let f = fs::File::create(partial.path()).map_err(write_error(partial.path()))?;
+            Some((f, partial))
+        }
+        None => None,
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| crate::decode::source_failure(label, e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        progress.advance(total);
+        if let Some((f, p)) = &mut file {
+            f.write_all(&buf[..n]).map_err(write_error(p.path()))?;
+        }
+    }
+    if let (Some((_, partial)), Some(path)) = (file, out) {
+        fs::rename(partial.path(), path).map_err(write_error(path))?;
+        partial.keep();
+    }
+    Ok(())
+}
