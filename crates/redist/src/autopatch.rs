@@ -31,6 +31,7 @@
 //! 6. Every file is planned once and patched once, in parallel.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -618,6 +619,104 @@ fn system_libc_dir(machine: u16) -> Option<PathBuf> {
     DIRS.iter()
         .map(PathBuf::from)
         .find(|d| elfpatch::probe_machine(&d.join("libc.so.6")) == Some(machine))
+}
+
+/// `--only`: keep the paths matching `only` and everything they need —
+/// symlink targets, and the libraries (DT_NEEDED, `.note.dlopen`) other
+/// kept files load, found by name in any of the components — and remove
+/// the rest from the unpacked trees in `tmp/<component>/`.
+pub(crate) fn prune(
+    tmp: &Path,
+    components: &[&str],
+    only: &globset::GlobSet,
+    layout: crate::layout::Mode,
+) {
+    use std::collections::{HashMap, HashSet};
+    let mut all: Vec<(String, String)> = Vec::new();
+    for c in components {
+        let mut files = Vec::new();
+        crate::publish::list_files(&tmp.join(c), &tmp.join(c), &mut files);
+        all.extend(files.into_iter().map(|f| (c.to_string(), f)));
+    }
+    // Globs speak of paths inside an output (`bin/ptxas`), whatever the layout.
+    let inner = |rel: &str| -> String {
+        match layout {
+            crate::layout::Mode::Merged => rel.to_owned(),
+            crate::layout::Mode::Split => rel.split_once('/').map_or(rel, |(_, r)| r).to_owned(),
+        }
+    };
+    let mut by_name: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (c, f) in &all {
+        if !is_stub(f) {
+            let name = f.rsplit('/').next().unwrap_or(f).to_owned();
+            by_name
+                .entry(name)
+                .or_default()
+                .push((c.clone(), f.clone()));
+        }
+    }
+    let mut keep: HashSet<(String, String)> = all
+        .iter()
+        .filter(|(_, f)| only.is_match(inner(f)))
+        .cloned()
+        .collect();
+    let mut queue: Vec<(String, String)> = keep.iter().cloned().collect();
+    while let Some((c, f)) = queue.pop() {
+        let root = tmp.join(&c);
+        let abs = root.join(&f);
+        let mut found: Vec<(String, String)> = Vec::new();
+        if fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink()) {
+            if let (Ok(t), Ok(r)) = (fs::canonicalize(&abs), fs::canonicalize(&root)) {
+                if let Ok(rel) = t.strip_prefix(&r) {
+                    found.push((c.clone(), rel.to_string_lossy().into_owned()));
+                }
+            }
+        } else if let Ok(info) = elfpatch::read(&abs) {
+            for name in info.needed.iter().chain(info.dlopen.iter().flatten()) {
+                found.extend(by_name.get(name).into_iter().flatten().cloned());
+            }
+        }
+        for f in found {
+            if keep.insert(f.clone()) {
+                queue.push(f);
+            }
+        }
+    }
+    for (c, f) in &all {
+        if !keep.contains(&(c.clone(), f.clone())) {
+            let _ = fs::remove_file(tmp.join(c).join(f));
+        }
+    }
+}
+
+impl TreeFile {
+    /// Every file and symlink under `root` (redist's own `.redist/` aside),
+    /// symlinks with the file they resolve to.
+    pub(crate) fn scan(root: &Path) -> Vec<TreeFile> {
+        let mut files = Vec::new();
+        crate::publish::list_files(root, root, &mut files);
+        let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        files
+            .into_iter()
+            .filter(|f| !f.starts_with(".redist/"))
+            .map(|path| {
+                let abs = root.join(&path);
+                let target = fs::symlink_metadata(&abs)
+                    .ok()
+                    .filter(|m| m.file_type().is_symlink())
+                    .and_then(|_| {
+                        let t = fs::canonicalize(&abs).ok()?;
+                        Some(
+                            t.strip_prefix(&canonical_root)
+                                .ok()?
+                                .to_string_lossy()
+                                .into_owned(),
+                        )
+                    });
+                TreeFile { path, target }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::layout::{Layout, Mode};
 use crate::manifest::Selected;
+use crate::publish::Staging;
 use crate::report::{Report, Reporter};
-use crate::scratch::Scratch;
 use crate::source::{Origin, Repository};
 use crate::UnpackOptions;
 
@@ -167,8 +167,8 @@ pub fn install(
         });
     }
 
-    let staging = Staging::create(&prefix)?;
-    let tmp = staging.path.join(".redist/tmp");
+    let staging = Staging::copy_of(&prefix)?;
+    let tmp = staging.path().join(".redist/tmp");
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
     let layout = Layout::new(&opts.rules, opts.layout, "rules")?;
 
@@ -234,7 +234,7 @@ pub fn install(
             .iter()
             .map(|(s, _, _)| s.component.as_str())
             .collect();
-        prune(&tmp, &keys, only, opts.layout);
+        crate::autopatch::prune(&tmp, &keys, only, opts.layout);
         for (sel, report, _) in &mut unpacked {
             let dir = tmp.join(&sel.component);
             report.elf_files.retain(|f| dir.join(f).exists());
@@ -246,17 +246,17 @@ pub fn install(
     state.layout = Some(opts.layout);
     for (sel, report, origin) in unpacked {
         if let Some(old) = state.components.remove(&sel.component) {
-            remove_files(&staging.path, &old.files);
+            remove_files(staging.path(), &old.files);
         }
         let from = tmp.join(&sel.component);
         let files = match opts.layout {
-            Mode::Merged => merge(&from, &staging.path, sel, &state)?,
+            Mode::Merged => merge(&from, staging.path(), sel, &state)?,
             Mode::Split => {
-                let to = staging.path.join(&sel.component);
+                let to = staging.path().join(&sel.component);
                 let _ = fs::remove_dir_all(&to);
                 fs::rename(&from, &to).map_err(io_err(&to))?;
                 let mut files = Vec::new();
-                list_files(&to, &staging.path, &mut files);
+                crate::publish::list_files(&to, staging.path(), &mut files);
                 files
             }
         };
@@ -291,13 +291,13 @@ pub fn install(
         Mode::Merged => {
             let platform = selected.first().map_or("", |s| s.platform.as_str());
             match crate::toolkit::target_triple(platform) {
-                Some(triple) => crate::toolkit::link_targets(&staging.path, triple)?,
+                Some(triple) => crate::toolkit::link_targets(staging.path(), triple)?,
                 None => Vec::new(),
             }
         }
         Mode::Split => {
             let fresh: Vec<&str> = reports.keys().map(String::as_str).collect();
-            split_profiles(&staging.path, &state, &fresh, &layout)?
+            split_profiles(staging.path(), &state, &fresh, &layout)?
         }
     };
 
@@ -325,9 +325,9 @@ pub fn install(
                     });
                 }
             }
-            let files = tree_files(&staging.path);
+            let files = crate::autopatch::TreeFile::scan(staging.path());
             Some(crate::autopatch::run(
-                &staging.path,
+                staging.path(),
                 &crate::Placement::root(&prefix),
                 &candidates,
                 &files,
@@ -336,13 +336,13 @@ pub fn install(
         }
         None => None,
     };
-    let state_path = staging.path.join(STATE);
+    let state_path = staging.path().join(STATE);
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
         path: state_path.clone(),
         source: io::Error::other(e),
     })?;
     fs::write(&state_path, json).map_err(io_err(&state_path))?;
-    staging.publish(&prefix)?;
+    staging.replace(&prefix)?;
 
     let components = selected
         .iter()
@@ -464,116 +464,6 @@ fn read_state(prefix: &Path) -> Result<State> {
     }
 }
 
-/// Files (and symlinks) under `dir`, relative to `root`, sorted.
-fn list_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = fs::read_dir(dir).into_iter().flatten().flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => list_files(&p, root, out),
-            Ok(_) => out.push(
-                p.strip_prefix(root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-            Err(_) => {}
-        }
-    }
-}
-
-/// `--only`: keep the paths matching `only` and everything they need —
-/// symlink targets, and the libraries (DT_NEEDED, `.note.dlopen`) other
-/// kept files load, found by name in any of the components — and remove
-/// the rest from the unpacked trees in `tmp/<component>/`.
-fn prune(tmp: &Path, components: &[&str], only: &globset::GlobSet, layout: Mode) {
-    use std::collections::{HashMap, HashSet};
-    let mut all: Vec<(String, String)> = Vec::new();
-    for c in components {
-        let mut files = Vec::new();
-        list_files(&tmp.join(c), &tmp.join(c), &mut files);
-        all.extend(files.into_iter().map(|f| (c.to_string(), f)));
-    }
-    // Globs speak of paths inside an output (`bin/ptxas`), whatever the layout.
-    let inner = |rel: &str| -> String {
-        match layout {
-            Mode::Merged => rel.to_owned(),
-            Mode::Split => rel.split_once('/').map_or(rel, |(_, r)| r).to_owned(),
-        }
-    };
-    let mut by_name: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (c, f) in &all {
-        if !(f.starts_with("stubs/") || f.contains("/stubs/")) {
-            let name = f.rsplit('/').next().unwrap_or(f).to_owned();
-            by_name
-                .entry(name)
-                .or_default()
-                .push((c.clone(), f.clone()));
-        }
-    }
-    let mut keep: HashSet<(String, String)> = all
-        .iter()
-        .filter(|(_, f)| only.is_match(inner(f)))
-        .cloned()
-        .collect();
-    let mut queue: Vec<(String, String)> = keep.iter().cloned().collect();
-    while let Some((c, f)) = queue.pop() {
-        let root = tmp.join(&c);
-        let abs = root.join(&f);
-        let mut found: Vec<(String, String)> = Vec::new();
-        if fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink()) {
-            if let (Ok(t), Ok(r)) = (fs::canonicalize(&abs), fs::canonicalize(&root)) {
-                if let Ok(rel) = t.strip_prefix(&r) {
-                    found.push((c.clone(), rel.to_string_lossy().into_owned()));
-                }
-            }
-        } else if let Ok(info) = elfpatch::read(&abs) {
-            for name in info.needed.iter().chain(info.dlopen.iter().flatten()) {
-                found.extend(by_name.get(name).into_iter().flatten().cloned());
-            }
-        }
-        for f in found {
-            if keep.insert(f.clone()) {
-                queue.push(f);
-            }
-        }
-    }
-    for (c, f) in &all {
-        if !keep.contains(&(c.clone(), f.clone())) {
-            let _ = fs::remove_file(tmp.join(c).join(f));
-        }
-    }
-}
-
-/// Every file and symlink of the staged prefix, symlinks with the file
-/// they resolve to, for autopatch's library index.
-fn tree_files(root: &Path) -> Vec<crate::autopatch::TreeFile> {
-    let mut files = Vec::new();
-    list_files(root, root, &mut files);
-    let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
-    files
-        .into_iter()
-        .filter(|f| !f.starts_with(".redist/"))
-        .map(|path| {
-            let abs = root.join(&path);
-            let target = fs::symlink_metadata(&abs)
-                .ok()
-                .filter(|m| m.file_type().is_symlink())
-                .and_then(|_| {
-                    let t = fs::canonicalize(&abs).ok()?;
-                    Some(
-                        t.strip_prefix(&canonical_root)
-                            .ok()?
-                            .to_string_lossy()
-                            .into_owned(),
-                    )
-                });
-            crate::autopatch::TreeFile { path, target }
-        })
-        .collect()
-}
-
 fn remove_files(root: &Path, files: &[String]) {
     for f in files {
         let _ = fs::remove_file(root.join(f));
@@ -584,7 +474,7 @@ fn remove_files(root: &Path, files: &[String]) {
 /// to `share/doc/<component>/`. Returns the paths added.
 fn merge(from: &Path, to: &Path, sel: &Selected, state: &State) -> Result<Vec<String>> {
     let mut files = Vec::new();
-    list_files(from, from, &mut files);
+    crate::publish::list_files(from, from, &mut files);
     let mut added = Vec::new();
     for rel in files {
         let dest_rel = match rel.as_str() {
@@ -624,86 +514,5 @@ fn same_content(a: &Path, b: &Path) -> bool {
             _ => false,
         },
         _ => false,
-    }
-}
-
-/// The new prefix, built beside the old one; removed unless published
-/// (also by [`crate::scratch::remove_all`] when the process is interrupted).
-struct Staging {
-    path: PathBuf,
-    scratch: Scratch,
-}
-
-impl Staging {
-    fn create(prefix: &Path) -> Result<Staging> {
-        let parent = prefix.parent().unwrap_or(Path::new("/"));
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let name = prefix
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = parent.join(format!(".{name}.redist-install-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        let scratch = Scratch::new(path.clone());
-        if prefix.is_dir() {
-            link_tree(prefix, &path)?;
-        } else {
-            fs::create_dir(&path).map_err(io_err(&path))?;
-        }
-        Ok(Staging { path, scratch })
-    }
-
-    /// Swap the staging directory with the prefix in one step.
-    fn publish(self, prefix: &Path) -> Result<()> {
-        if prefix.exists() {
-            exchange(&self.path, prefix).map_err(io_err(prefix))?;
-            // The scratch path now holds the old prefix; dropping removes it.
-        } else {
-            fs::rename(&self.path, prefix).map_err(io_err(prefix))?;
-            self.scratch.keep();
-        }
-        Ok(())
-    }
-}
-
-/// A copy of `from` at `to` made of hard links (and recreated symlinks).
-fn link_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir(to).map_err(io_err(to))?;
-    for e in fs::read_dir(from).map_err(io_err(from))? {
-        let e = e.map_err(io_err(from))?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let t = e.file_type().map_err(io_err(&src))?;
-        if t.is_dir() {
-            link_tree(&src, &dst)?;
-        } else if t.is_symlink() {
-            let target = fs::read_link(&src).map_err(io_err(&src))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(io_err(&dst))?;
-        } else {
-            fs::hard_link(&src, &dst).map_err(io_err(&dst))?;
-        }
-    }
-    Ok(())
-}
-
-/// `renameat2(a, b, RENAME_EXCHANGE)`: both names swap atomically.
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let ca = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let cb = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD is always valid.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }

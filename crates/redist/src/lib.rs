@@ -38,6 +38,7 @@ pub mod layout;
 pub mod manifest;
 pub mod nix;
 pub mod placement;
+pub mod publish;
 pub mod report;
 pub mod scratch;
 pub mod source;
@@ -211,7 +212,7 @@ fn run(
         toolkit_deps.extend(toolkit::dep_tree(d, opts.layout.output_names())?);
     }
     let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
-    let staging = unpack::Staging::create(out)?;
+    let staging = publish::Staging::fresh(out)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
     let final_root = opts.final_root.as_deref().unwrap_or(out);
     let placement = Placement {

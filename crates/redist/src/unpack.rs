@@ -21,7 +21,6 @@ use tar::EntryType;
 use crate::decode::{is_decoder_failure, CHUNK};
 use crate::error::{Error, Result, UnsafeRule};
 use crate::layout::Layout;
-use crate::scratch::Scratch;
 
 /// What a written path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -809,65 +808,6 @@ pub fn resolve(dest: &str, written: &str, nodes: &HashMap<String, Node>) -> Opti
         }
     }
     None
-}
-
-/// A staging directory next to the final one, removed unless published
-/// (also by [`crate::scratch::remove_all`] when the process is interrupted).
-pub struct Staging {
-    dir: Scratch,
-    /// Where [`Writer`] moves what it wrote when it must keep the root.
-    _aside: Scratch,
-}
-
-impl Staging {
-    /// Create `.<name>.redist-staging-<pid>-<n>` beside `out`.
-    pub fn create(out: &Path) -> Result<Staging> {
-        let parent = out.parent().unwrap_or(Path::new("."));
-        let name = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        fs::create_dir_all(parent).map_err(|source| Error::Write {
-            path: parent.to_owned(),
-            source,
-        })?;
-        for n in 0..1000 {
-            let path = parent.join(format!(".{name}.redist-staging-{}-{n}", std::process::id()));
-            let dir = Scratch::new(path);
-            match fs::create_dir(dir.path()) {
-                Ok(()) => {
-                    let aside = Scratch::new(dir.path().with_extension("relocating"));
-                    return Ok(Staging { dir, _aside: aside });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => dir.keep(),
-                Err(source) => {
-                    let path = dir.path().to_owned();
-                    dir.keep();
-                    return Err(Error::Write { path, source });
-                }
-            }
-        }
-        Err(Error::Write {
-            path: parent.to_owned(),
-            source: io::Error::other("could not create a staging directory"),
-        })
-    }
-
-    /// The staging directory.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Rename the staging directory to `out` (which must be absent or an
-    /// empty directory): the whole tree appears at once.
-    pub fn publish(self, out: &Path) -> Result<()> {
-        fs::rename(self.dir.path(), out).map_err(|source| Error::Write {
-            path: out.to_owned(),
-            source,
-        })?;
-        self.dir.keep();
-        Ok(())
-    }
 }
 
 #[cfg(test)]

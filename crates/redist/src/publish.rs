@@ -1,0 +1,223 @@
+//! Staging and publishing: every tree redist writes is built in a
+//! directory beside its destination and appears there in one rename, so a
+//! failure (or a kill) never leaves a half-written destination.
+//!
+//! - [`Staging::fresh`]: an empty directory, for `redist unpack`;
+//!   [`Staging::publish`] renames it onto an absent or empty destination
+//!   (never over anything else).
+//! - [`Staging::copy_of`]: a hard-linked copy of an existing prefix (cheap,
+//!   nothing copied), for `redist install`; [`Staging::replace`] swaps it
+//!   with the prefix in one `renameat2(RENAME_EXCHANGE)`.
+//!
+//! Until published, the directory is removed when dropped, and by
+//! [`crate::scratch::remove_all`] when the process is interrupted.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::scratch::Scratch;
+
+/// A directory beside its destination, removed unless published.
+pub struct Staging {
+    dir: Scratch,
+    /// Where the unpacker moves what it wrote when it must keep the
+    /// archive's root (removed with the staging directory).
+    _aside: Scratch,
+}
+
+fn write_error(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Staging {
+    /// An empty `.<name>.redist-staging-<pid>-<n>` beside `out`.
+    pub fn fresh(out: &Path) -> Result<Staging> {
+        let (parent, name) = beside(out)?;
+        for n in 0..1000 {
+            let path = parent.join(format!(".{name}.redist-staging-{}-{n}", std::process::id()));
+            let dir = Scratch::new(path);
+            match fs::create_dir(dir.path()) {
+                Ok(()) => return Ok(Staging::at(dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => dir.keep(),
+                Err(source) => {
+                    let path = dir.path().to_owned();
+                    dir.keep();
+                    return Err(Error::Write { path, source });
+                }
+            }
+        }
+        Err(Error::Write {
+            path: parent,
+            source: io::Error::other("could not create a staging directory"),
+        })
+    }
+
+    /// A copy of `prefix` made of hard links (and recreated symlinks), or
+    /// an empty directory when there is no prefix yet.
+    pub fn copy_of(prefix: &Path) -> Result<Staging> {
+        let staging = Staging::fresh(prefix)?;
+        if prefix.is_dir() {
+            let path = staging.path();
+            fs::remove_dir(path).map_err(write_error(path))?;
+            link_tree(prefix, path)?;
+        }
+        Ok(staging)
+    }
+
+    fn at(dir: Scratch) -> Staging {
+        let aside = Scratch::new(dir.path().with_extension("relocating"));
+        Staging { dir, _aside: aside }
+    }
+
+    /// The staging directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Rename the staged tree to `out`, which must be absent or an empty
+    /// directory (anything else there is never touched: the rename fails).
+    pub fn publish(self, out: &Path) -> Result<()> {
+        fs::rename(self.dir.path(), out).map_err(write_error(out))?;
+        self.dir.keep();
+        Ok(())
+    }
+
+    /// Swap the staged tree with `prefix` in one step (a rename when there
+    /// is no prefix yet); the old tree is removed afterwards.
+    pub fn replace(self, prefix: &Path) -> Result<()> {
+        if prefix.exists() {
+            exchange(self.dir.path(), prefix).map_err(write_error(prefix))?;
+            // The staging path now holds the old tree; dropping removes it.
+            Ok(())
+        } else {
+            self.publish(prefix)
+        }
+    }
+}
+
+/// `out`'s parent (created) and file name.
+fn beside(out: &Path) -> Result<(PathBuf, String)> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(write_error(&parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((parent, name))
+}
+
+/// A copy of `from` at `to` made of hard links (and recreated symlinks).
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir(to).map_err(write_error(to))?;
+    for e in fs::read_dir(from).map_err(write_error(from))? {
+        let e = e.map_err(write_error(from))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let t = e.file_type().map_err(write_error(&src))?;
+        if t.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if t.is_symlink() {
+            let target = fs::read_link(&src).map_err(write_error(&src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(write_error(&dst))?;
+        } else {
+            fs::hard_link(&src, &dst).map_err(write_error(&dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`: both names swap atomically.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let cb = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD is always valid.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Files (and symlinks) under `dir`, relative to `root`, sorted.
+pub(crate) fn list_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).into_iter().flatten().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => list_files(&p, root, out),
+            Ok(_) => out.push(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_published_by_exchange_and_the_old_tree_goes() {
+        let d = tempfile::tempdir().unwrap();
+        let prefix = d.path().join("prefix");
+        fs::create_dir_all(prefix.join("lib")).unwrap();
+        fs::write(prefix.join("lib/old"), "old").unwrap();
+        let staging = Staging::copy_of(&prefix).unwrap();
+        assert_eq!(
+            fs::read_to_string(staging.path().join("lib/old")).unwrap(),
+            "old"
+        );
+        fs::write(staging.path().join("lib/new"), "new").unwrap();
+        let staged = staging.path().to_owned();
+        staging.replace(&prefix).unwrap();
+        assert!(prefix.join("lib/new").is_file() && prefix.join("lib/old").is_file());
+        assert!(!staged.exists(), "the old tree is removed");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["prefix"]);
+    }
+
+    #[test]
+    fn a_fresh_tree_is_renamed_onto_an_empty_destination_never_over_files() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let staging = Staging::fresh(&out).unwrap();
+        fs::write(staging.path().join("f"), "x").unwrap();
+        staging.publish(&out).unwrap();
+        assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "x");
+        let again = Staging::fresh(&out).unwrap();
+        let err = again.publish(&out).unwrap_err();
+        assert!(err.to_string().contains("cannot write"), "{err}");
+        assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "x");
+        let dropped = Staging::fresh(&d.path().join("other")).unwrap();
+        let path = dropped.path().to_owned();
+        drop(dropped);
+        assert!(!path.exists());
+    }
+}
