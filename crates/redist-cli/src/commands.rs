@@ -2,9 +2,7 @@
 
 use std::io::Write;
 
-use redist::install::{self, InstallOptions};
-use redist::source::Origin;
-use redist::{Error, Layout, Mode, Rules};
+use redist::{Error, InstallOptions, Layout, Mode, Origin, Rules};
 
 use crate::table::size;
 use crate::{FeaturesArgs, FetchArgs, InstallArgs, LayoutArg, ListArgs, NixExprArgs};
@@ -109,7 +107,7 @@ pub fn fetch(args: FetchArgs) -> Result<(), Error> {
 
 pub fn install(args: InstallArgs) -> Result<(), Error> {
     let (source, selected) = args.source.select(&args.components, args.all)?;
-    let only = redist::layout::glob_set(&args.only, "--only")?;
+    let only = redist::glob_set(&args.only, "--only")?;
     let opts = InstallOptions {
         prefix: args.prefix.clone(),
         layout: match args.layout {
@@ -123,7 +121,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         autopatch: args.patch.options()?,
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);
-    let report = install::install(&source, &selected, &opts, &reporter)?;
+    let report = redist::install(&source, &selected, &opts, &reporter)?;
     if args.json {
         print_json(&report);
     } else if !args.quiet {
@@ -241,8 +239,8 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
     let mut components = Vec::new();
     for (sel, outputs) in selected.iter().zip(outputs) {
         let url = match source.location(sel) {
-            redist::source::Location::Url(u) => u,
-            redist::source::Location::Path(p) => {
+            redist::Location::Url(u) => u,
+            redist::Location::Path(p) => {
                 format!("file://{}", std::path::absolute(&p).unwrap_or(p).display())
             }
         };

@@ -191,17 +191,16 @@ struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn open(&self) -> Result<redist::source::Repository, redist::Error> {
+    fn open(&self) -> Result<redist::Repository, redist::Error> {
         let cache = (!self.no_cache).then(|| {
-            redist::source::Cache::new(
+            redist::Cache::new(
                 self.cache_dir
                     .clone()
-                    .unwrap_or_else(redist::source::Cache::default_dir),
+                    .unwrap_or_else(redist::Cache::default_dir),
             )
         });
-        let fetcher =
-            redist::source::Fetcher::new(std::time::Duration::from_secs(self.timeout.max(1)));
-        redist::source::Repository::open(
+        let fetcher = redist::Fetcher::new(std::time::Duration::from_secs(self.timeout.max(1)));
+        redist::Repository::open(
             &self.manifest,
             self.mirror.as_deref(),
             fetcher,
@@ -213,7 +212,7 @@ impl SourceArgs {
     fn platform(&self) -> Result<String, redist::Error> {
         match &self.platform {
             Some(p) => Ok(p.clone()),
-            None => Ok(redist::manifest::host_platform()?.to_owned()),
+            None => Ok(redist::host_platform()?.to_owned()),
         }
     }
 
@@ -223,7 +222,7 @@ impl SourceArgs {
         &self,
         components: &[String],
         all: bool,
-    ) -> Result<(redist::source::Repository, Vec<redist::manifest::Selected>), redist::Error> {
+    ) -> Result<(redist::Repository, Vec<redist::Selected>), redist::Error> {
         let source = self.open()?;
         let platform = self.platform()?;
         let selected = source.select(components, all, &platform, self.variant.as_deref())?;
@@ -426,24 +425,24 @@ enum RunpathArg {
 }
 
 impl PatchArgs {
-    fn options(&self) -> Result<Option<redist::autopatch::Options>, redist::Error> {
+    fn options(&self) -> Result<Option<redist::AutopatchOptions>, redist::Error> {
         if self.no_patch {
             return Ok(None);
         }
-        let ignore_missing = redist::layout::glob_set(&self.ignore_missing, "--ignore-missing")?;
+        let ignore_missing = redist::glob_set(&self.ignore_missing, "--ignore-missing")?;
         let deps = self
             .deps
             .iter()
             .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
             .collect();
-        Ok(Some(redist::autopatch::Options {
+        Ok(Some(redist::AutopatchOptions {
             interpreter: self.interpreter.clone(),
             deps,
             append_runpath: self.append_runpath.clone(),
             ignore_missing,
             runpath: match self.runpath {
-                RunpathArg::Relative => redist::autopatch::RunpathMode::Relative,
-                RunpathArg::Absolute => redist::autopatch::RunpathMode::Absolute,
+                RunpathArg::Relative => redist::RunpathMode::Relative,
+                RunpathArg::Absolute => redist::RunpathMode::Absolute,
             },
             keep_libc: self.keep_libc,
             driver_runpath: self.driver_runpath.clone().filter(|d| !d.is_empty()),
@@ -499,7 +498,7 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
-    if redist::scratch::interrupted() {
+    if redist::interrupted() {
         // The signal thread is cleaning up and ends the process with the
         // signal; an error now is only its files vanishing under us.
         loop {
@@ -548,7 +547,7 @@ fn clean_up_on_signals() {
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let removed = redist::scratch::remove_all();
+            let removed = redist::remove_unfinished();
             let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
             eprintln!("\nredist: interrupted by {name}; removed {removed} unfinished path(s)");
             let _ = signal_hook::low_level::emulate_default_handler(signal);

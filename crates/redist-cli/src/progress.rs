@@ -90,19 +90,19 @@ impl Components {
     }
 }
 
-fn origin_word(origin: redist::source::Origin) -> &'static str {
+fn origin_word(origin: redist::Origin) -> &'static str {
     match origin {
-        redist::source::Origin::Cache => "cache",
-        redist::source::Origin::Download => "download",
-        redist::source::Origin::Local => "local",
+        redist::Origin::Cache => "cache",
+        redist::Origin::Download => "download",
+        redist::Origin::Local => "local",
     }
 }
 
-impl redist::report::Reporter for Components {
+impl redist::Reporter for Components {
     fn component(
         &self,
-        sel: &redist::manifest::Selected,
-        origin: redist::source::Origin,
+        sel: &redist::Selected,
+        origin: redist::Origin,
     ) -> Box<dyn redist::Progress + '_> {
         let name = format!("{} {}", sel.component, sel.version);
         match &self.multi {
@@ -144,7 +144,7 @@ impl redist::report::Reporter for Components {
 /// Progress as two log lines, for logs and CI.
 struct LogLine {
     name: String,
-    origin: redist::source::Origin,
+    origin: redist::Origin,
     quiet: bool,
     size: u64,
     verb: &'static str,
@@ -155,13 +155,13 @@ impl redist::Progress for LogLine {
         if !self.quiet {
             let (verb, size) = (self.verb, crate::table::size(self.size));
             match self.origin {
-                redist::source::Origin::Cache => {
+                redist::Origin::Cache => {
                     eprintln!("{}: {verb} from the cache ({size})", self.name)
                 }
-                redist::source::Origin::Download => {
+                redist::Origin::Download => {
                     eprintln!("{}: downloading and {verb} ({size})", self.name)
                 }
-                redist::source::Origin::Local => {
+                redist::Origin::Local => {
                     eprintln!("{}: {verb} from the mirror directory ({size})", self.name)
                 }
             }

@@ -92,14 +92,14 @@ pub fn render(r: &Report) -> String {
                 "    {}: {} {}",
                 f.path,
                 f.tag.map_or("RUNPATH", |t| match t {
-                    redist::autopatch::SearchTag::Runpath => "RUNPATH",
-                    redist::autopatch::SearchTag::Rpath => "RPATH",
+                    redist::SearchTag::Runpath => "RUNPATH",
+                    redist::SearchTag::Rpath => "RPATH",
                 }),
                 f.runpath.as_deref().unwrap_or("(none)")
             );
         }
         for f in ap.files.iter().filter(|f| !f.changed) {
-            if f.tag == Some(redist::autopatch::SearchTag::Rpath) {
+            if f.tag == Some(redist::SearchTag::Rpath) {
                 let _ = writeln!(
                     s,
                     "    {}: unchanged, keeps DT_RPATH {}",
@@ -114,7 +114,7 @@ pub fn render(r: &Report) -> String {
             .flat_map(|f| {
                 f.needs
                     .iter()
-                    .filter(|(_, r)| **r == redist::autopatch::Resolution::Driver)
+                    .filter(|(_, r)| **r == redist::Resolution::Driver)
                     .map(|(n, _)| n.as_str())
             })
             .collect::<std::collections::BTreeSet<_>>()

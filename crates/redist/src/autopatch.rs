@@ -55,7 +55,7 @@ pub enum RunpathMode {
 
 /// autopatch's options.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct AutopatchOptions {
     /// Interpreter for executables that have one.
     pub interpreter: Option<String>,
     /// Library directories of dependencies, searched after the component.
@@ -152,7 +152,7 @@ impl SearchTag {
 
 /// A file left alone, and why.
 #[derive(Debug, Clone, Serialize)]
-pub struct Skipped {
+pub struct SkippedFile {
     /// Path relative to the tree root.
     pub path: String,
     /// Why.
@@ -161,11 +161,11 @@ pub struct Skipped {
 
 /// What autopatch did.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
+pub struct AutopatchReport {
     /// Files planned and patched (changed or not).
     pub files: Vec<FileReport>,
     /// Files skipped.
-    pub skipped: Vec<Skipped>,
+    pub skipped: Vec<SkippedFile>,
     /// Unresolved needs allowed by `ignore_missing`: (file, library).
     pub ignored: Vec<(String, String)>,
     /// Seconds spent.
@@ -248,8 +248,8 @@ pub fn run(
     placement: &crate::Placement,
     candidates: &[Candidate],
     tree: &[TreeFile],
-    opts: &Options,
-) -> Result<Report> {
+    opts: &AutopatchOptions,
+) -> Result<AutopatchReport> {
     let started = Instant::now();
     // Read every candidate once, in parallel.
     let infos: Vec<Scanned> = candidates
@@ -259,7 +259,7 @@ pub fn run(
             (c.clone(), elfpatch::read(&abs))
         })
         .collect();
-    let mut report = Report::default();
+    let mut report = AutopatchReport::default();
     // The component's machine: the most common among its dynamic files.
     let mut counts: HashMap<(u16, elfpatch::Class), usize> = HashMap::new();
     for (_, info) in &infos {
@@ -277,7 +277,7 @@ pub fn run(
     else {
         report.skipped = infos
             .iter()
-            .map(|(c, i)| Skipped {
+            .map(|(c, i)| SkippedFile {
                 path: c.path.clone(),
                 reason: match i {
                     Err(e) => format!("unreadable: {e}"),
@@ -302,7 +302,7 @@ pub fn run(
         let info = match info {
             Ok(i) => i,
             Err(e) => {
-                report.skipped.push(Skipped {
+                report.skipped.push(SkippedFile {
                     path: c.path.clone(),
                     reason: format!("not patched: {e}"),
                 });
@@ -310,7 +310,7 @@ pub fn run(
             }
         };
         if let Some(reason) = skip_reason(&info, machine) {
-            report.skipped.push(Skipped {
+            report.skipped.push(SkippedFile {
                 path: c.path.clone(),
                 reason,
             });

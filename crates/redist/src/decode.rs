@@ -26,9 +26,13 @@ const HEAD: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// xz (LZMA2), decoded in parallel when it has several blocks.
     Xz,
+    /// gzip.
     Gzip,
+    /// Zstandard.
     Zstd,
+    /// An uncompressed tar stream.
     Tar,
 }
 

@@ -10,7 +10,9 @@ pub enum Error {
     /// The archive (or standard input) could not be opened or read.
     #[error("cannot read {archive}: {source}")]
     Read {
+        /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -19,40 +21,61 @@ pub enum Error {
     #[error(
         "{archive}: unknown archive format (first bytes: {magic}); expected xz, gzip, zstd or tar"
     )]
-    UnknownFormat { archive: String, magic: String },
+    UnknownFormat {
+        /// The archive's label (its path, URL or `<stdin>`).
+        archive: String,
+        /// The first bytes, in hex.
+        magic: String,
+    },
 
     /// The compressed stream is damaged or cut short.
     #[error("{archive}: corrupt {format} stream: {message}")]
     Corrupt {
+        /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
+        /// The container format.
         format: &'static str,
+        /// What went wrong.
         message: String,
     },
 
     /// The tar stream ended before the archive did.
     #[error("{archive}: truncated archive: {detail}")]
-    Truncated { archive: String, detail: String },
+    Truncated {
+        /// The archive's label (its path, URL or `<stdin>`).
+        archive: String,
+        /// Where the stream ends.
+        detail: String,
+    },
 
     /// The tar structure itself is malformed (bad header, bad PAX record…).
     #[error("{archive}: malformed tar data{}: {message}", at.as_ref().map(|e| format!(" after entry `{e}`")).unwrap_or_default())]
     Tar {
+        /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
+        /// The last entry read before the fault.
         at: Option<String>,
+        /// What went wrong.
         message: String,
     },
 
     /// An entry breaks one of the safety rules; nothing is published.
     #[error("{archive}: refusing entry `{entry}`: {rule}")]
     Unsafe {
+        /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
+        /// The entry's name in the archive.
         entry: String,
+        /// The rule it broke.
         rule: UnsafeRule,
     },
 
     /// Writing the output failed (disk full, permissions…).
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -66,7 +89,9 @@ pub enum Error {
     /// The archive's bytes do not match the manifest.
     #[error("{archive}: {cause}")]
     Verify {
+        /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
+        /// The mismatch.
         cause: crate::source::VerifyError,
     },
 
@@ -83,31 +108,55 @@ pub enum Error {
     Component {
         /// What was asked: `install`, `fetch`, `read`.
         action: &'static str,
+        /// The component's key in the manifest.
         component: String,
+        /// The component's version.
         version: String,
+        /// The underlying error.
         #[source]
         source: Box<Error>,
     },
 
     /// An install cannot go ahead (a conflict, a foreign prefix).
     #[error("{what}: {message}")]
-    Install { what: String, message: String },
+    Install {
+        /// What was asked for.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
 
     /// Libraries no output, `--dep` directory or the system provides.
     #[error("unresolved libraries (add --dep DIR, or --ignore-missing GLOB to allow them):{}", pairs.iter().map(|(f, l)| format!("\n  {f}: {l}")).collect::<String>())]
-    Unresolved { pairs: Vec<(String, String)> },
+    Unresolved {
+        /// Each (file, library) that nothing provides.
+        pairs: Vec<(String, String)>,
+    },
 
     /// A toolkit tree given to link against is not usable.
     #[error("toolkit dependency {path}: {message}")]
-    ToolkitDep { path: PathBuf, message: String },
+    ToolkitDep {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// Patching an ELF file failed.
     #[error("cannot patch {path}: {message}")]
-    Patch { path: PathBuf, message: String },
+    Patch {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// The Nix builder cannot go ahead (a missing attribute, an empty output).
     #[error("nix-builder: {message}")]
-    Nix { message: String },
+    Nix {
+        /// What went wrong.
+        message: String,
+    },
 
     /// The decoder thread failed; the pipeline replaces this with the
     /// thread's own error, which names the cause.
@@ -116,7 +165,12 @@ pub enum Error {
 
     /// A layout rules file could not be read or understood.
     #[error("invalid layout rules {origin}: {message}")]
-    Rules { origin: String, message: String },
+    Rules {
+        /// Where it came from (a path, URL or `built-in`).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -135,25 +189,36 @@ impl Error {
 /// [`Error::Unsafe`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsafeRule {
+    /// An absolute entry path.
     #[error("absolute paths are not allowed")]
     AbsolutePath,
+    /// A `..` component in an entry path.
     #[error("`..` components are not allowed")]
     ParentComponent,
+    /// A name that is not UTF-8.
     #[error("entry names must be valid UTF-8")]
     NonUtf8,
+    /// A path through a symlink the archive made (which could point anywhere).
     #[error("its path goes through the earlier symlink `{0}`")]
     ThroughSymlink(String),
+    /// A symlink to an absolute path.
     #[error("absolute symlink target `{0}` leaves the output")]
     AbsoluteSymlink(String),
+    /// A symlink whose target climbs out of the output.
     #[error("symlink target `{0}` climbs out of the output")]
     SymlinkEscapes(String),
+    /// A hardlink to anything but a regular file earlier in the archive.
     #[error("hardlink target `{0}` is not a regular file earlier in the archive")]
     HardlinkOutside(String),
+    /// A device, fifo, sparse or unknown entry.
     #[error("{0} entries are not allowed")]
     SpecialFile(&'static str),
+    /// An entry that would change what an earlier one made (a file into a directory…).
     #[error("it would replace a {existing} with a {new}")]
     TypeChange {
+        /// What the path holds already.
         existing: &'static str,
+        /// What the entry would make it.
         new: &'static str,
     },
 }

@@ -48,7 +48,7 @@ pub struct InstallOptions {
     /// xz decoder threads per component.
     pub decoder_threads: u32,
     /// Link the new components' ELF files across the whole prefix.
-    pub autopatch: Option<crate::autopatch::Options>,
+    pub autopatch: Option<crate::autopatch::AutopatchOptions>,
 }
 
 /// What one component's install did.
@@ -87,7 +87,7 @@ pub struct InstallReport {
     /// nvcc.profile files pointed at the other components (split).
     pub toolkit: Vec<String>,
     /// What autopatch did to the new components.
-    pub autopatch: Option<crate::autopatch::Report>,
+    pub autopatch: Option<crate::autopatch::AutopatchReport>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }

@@ -29,21 +29,23 @@
 //! staging directory next to the destination and renamed into place at the
 //! end. Progress is reported through [`Progress`]; this crate never prints.
 
-pub mod autopatch;
-pub mod decode;
-pub mod error;
-pub mod fixup;
-pub mod install;
-pub mod layout;
-pub mod manifest;
+#![warn(missing_docs)]
+
+mod autopatch;
+mod decode;
+mod error;
+mod fixup;
+mod install;
+mod layout;
+mod manifest;
 pub mod nix;
-pub mod placement;
-pub mod publish;
-pub mod report;
-pub mod scratch;
-pub mod source;
-pub mod toolkit;
-pub mod unpack;
+mod placement;
+mod publish;
+mod report;
+mod scratch;
+mod source;
+mod toolkit;
+mod unpack;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -52,11 +54,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+pub use autopatch::{
+    AutopatchOptions, AutopatchReport, FileReport, Resolution, RunpathMode, SearchTag, SkippedFile,
+};
 pub use decode::Format;
 pub use error::{Error, Result, UnsafeRule};
-pub use layout::{Layout, Mode, Rules};
+pub use install::{install, ComponentReport, InstallOptions, InstallReport};
+pub use layout::{glob_set, Layout, Mode, OutputRule, RenameRule, Rules};
+pub use manifest::{
+    host_platform, Archive, Component, Manifest, ManifestError, PlatformEntry, Selected,
+};
 pub use placement::Placement;
-pub use report::{NoProgress, OutputStats, Progress, Report, Stage, Stages};
+pub use report::{NoProgress, OutputStats, Progress, Report, Reporter, Stage, Stages};
+pub use scratch::{interrupted, remove_all as remove_unfinished};
+pub use source::{
+    Cache, Committer, Fetched, Fetcher, ListRow, Location, Opened, Origin, Repository, SourceError,
+    VariantRow, VerifyError,
+};
 
 /// Where the archive comes from.
 pub enum Input {
@@ -66,8 +80,11 @@ pub enum Input {
     Stdin,
     /// Any reader, with a label for messages and an optional size.
     Reader {
+        /// Its name in messages and reports.
         label: String,
+        /// The bytes.
         reader: Box<dyn Read + Send>,
+        /// Its size, when known (for progress).
         size: Option<u64>,
     },
 }
@@ -144,7 +161,7 @@ pub struct UnpackOptions {
     pub relocatable_pkgconfig: bool,
     /// Fix RUNPATH and interpreter of the ELF files written; `None` leaves
     /// them as they are.
-    pub autopatch: Option<autopatch::Options>,
+    pub autopatch: Option<autopatch::AutopatchOptions>,
     /// Other components' trees this one is used with (cudart, crt, cccl
     /// and nvvm for `cuda_nvcc`): `nvcc.profile` points at their
     /// directories, and autopatch searches their libraries after the
@@ -165,7 +182,7 @@ impl Default for UnpackOptions {
             final_root: None,
             output_roots: None,
             relocatable_pkgconfig: false,
-            autopatch: Some(autopatch::Options::default()),
+            autopatch: Some(autopatch::AutopatchOptions::default()),
             toolkit_deps: Vec::new(),
             keep_nvcc_profile: false,
         }

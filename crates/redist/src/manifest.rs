@@ -25,48 +25,74 @@ use serde_json::Value;
 pub enum ManifestError {
     /// The manifest is not JSON of the expected shape.
     #[error("invalid manifest {origin}: {message}")]
-    Invalid { origin: String, message: String },
+    Invalid {
+        /// Where it came from (a path, URL or `built-in`).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
     /// No component by that name.
     #[error("{origin} has no component `{name}`; it has: {available}")]
     UnknownComponent {
+        /// Where it came from (a path, URL or `built-in`).
         origin: String,
+        /// The name asked for.
         name: String,
+        /// What the manifest has instead.
         available: String,
     },
     /// The component has no archive for the platform.
     #[error("{component} {version} has no archive for {platform}; it has: {available}")]
     NoPlatform {
+        /// The component's key in the manifest.
         component: String,
+        /// The component's version.
         version: String,
+        /// The platform asked for.
         platform: String,
+        /// What the manifest has instead.
         available: String,
     },
     /// The component comes in CUDA variants and none was chosen.
     #[error("{component} {version} comes in several CUDA variants; choose one with --variant ({choices})")]
     VariantNeeded {
+        /// The component's key in the manifest.
         component: String,
+        /// The component's version.
         version: String,
+        /// The variants there are.
         choices: String,
     },
     /// The chosen variant does not exist.
     #[error("{component} {version} has no variant `{variant}`; choose one of: {choices}")]
     UnknownVariant {
+        /// The component's key in the manifest.
         component: String,
+        /// The component's version.
         version: String,
+        /// The variant asked for.
         variant: String,
+        /// The variants there are.
         choices: String,
     },
     /// Windows archives are `.zip` files, which redist does not install.
     #[error("{component} {version} for {platform} is a Windows .zip archive ({path}); redist installs Linux tarballs only")]
     WindowsZip {
+        /// The component's key in the manifest.
         component: String,
+        /// The component's version.
         version: String,
+        /// The platform asked for.
         platform: String,
+        /// The file or directory concerned.
         path: String,
     },
     /// The host's architecture has no NVIDIA platform name.
     #[error("cannot tell the platform of this host ({arch}); pass --platform (linux-x86_64, linux-sbsa, linux-aarch64, linux-ppc64le)")]
-    UnknownHost { arch: String },
+    UnknownHost {
+        /// The host's architecture.
+        arch: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, ManifestError>;

@@ -261,7 +261,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         final_root: Some(tree.clone()),
         output_roots: Some(roots.clone()),
         relocatable_pkgconfig: false,
-        autopatch: Some(autopatch::Options {
+        autopatch: Some(autopatch::AutopatchOptions {
             interpreter: b.dynamic_linker.clone(),
             deps: b.lib_deps.iter().map(|d| d.join("lib")).collect(),
             append_runpath: b.append_runpaths.clone(),
@@ -484,7 +484,7 @@ fn nix_string(s: &str) -> String {
 /// nix-builder`. `builder` is the default for the `redist` argument (a store
 /// path of a static `redist`); every knob is a function argument. A
 /// component that compiles against others (`cuda_nvcc` against cudart,
-/// crt, cccl and nvvm: [`crate::toolkit::toolkit_deps_of`]) gets their
+/// crt, cccl and nvvm: the toolkit dependency rule) gets their
 /// outputs as `toolkitDeps`, when they are in the set.
 pub fn expression(
     label: &str,

@@ -55,7 +55,7 @@ pub struct Report {
     /// Things the user should know (a file left as shipped, and why).
     pub warnings: Vec<String>,
     /// What autopatch did (absent with `--no-patch`).
-    pub autopatch: Option<crate::autopatch::Report>,
+    pub autopatch: Option<crate::autopatch::AutopatchReport>,
     /// Compressed bytes read.
     pub bytes_in: u64,
     /// Decompressed (tar) bytes.

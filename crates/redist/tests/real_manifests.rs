@@ -1,6 +1,6 @@
 //! The manifest parser over NVIDIA's real manifests (testdata/manifests).
 
-use redist::manifest::{Manifest, PlatformEntry};
+use redist::{Manifest, PlatformEntry};
 
 fn load(name: &str) -> Manifest {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

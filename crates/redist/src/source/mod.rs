@@ -30,21 +30,35 @@ use crate::scratch::Scratch;
 pub enum SourceError {
     /// An HTTP request failed (status, connection, timeout).
     #[error("cannot download {url}: {message}")]
-    Http { url: String, message: String },
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A local file could not be read.
     #[error("cannot read {path}: {source}")]
     File {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
     /// `--offline` and the archive is not in the cache.
     #[error("{what} is not in the cache ({path}) and --offline forbids downloading it")]
-    NotCached { what: String, path: PathBuf },
+    NotCached {
+        /// What was asked for.
+        what: String,
+        /// The file or directory concerned.
+        path: PathBuf,
+    },
     /// The cache directory could not be written.
     #[error("cannot write the cache {path}: {source}")]
     Cache {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -55,13 +69,26 @@ pub enum SourceError {
 pub enum VerifyError {
     /// The SHA-256 differs.
     #[error("sha256 mismatch: the manifest says {expected}, the archive is {actual}")]
-    Sha256 { expected: String, actual: String },
+    Sha256 {
+        /// What the manifest says.
+        expected: String,
+        /// What the archive is.
+        actual: String,
+    },
     /// Fewer bytes than the manifest's size.
     #[error("size mismatch: the manifest says {expected} bytes, the archive has {actual}")]
-    TooShort { expected: u64, actual: u64 },
+    TooShort {
+        /// What the manifest says.
+        expected: u64,
+        /// What the archive is.
+        actual: u64,
+    },
     /// More bytes than the manifest's size.
     #[error("size mismatch: the manifest says {expected} bytes, the archive has more")]
-    TooLong { expected: u64 },
+    TooLong {
+        /// What the manifest says.
+        expected: u64,
+    },
 }
 
 /// A place: a local path or a URL.
@@ -390,7 +417,11 @@ impl Cache {
 
     /// Start writing an entry: wrap `reader` so every byte also goes to a
     /// partial file; [`Pending::commit`] makes it the entry once verified.
-    pub fn tee<R: Read>(&self, sha256: &str, reader: R) -> Result<(Tee<R>, Pending), SourceError> {
+    pub(crate) fn tee<R: Read>(
+        &self,
+        sha256: &str,
+        reader: R,
+    ) -> Result<(Tee<R>, Pending), SourceError> {
         let dir = self.dir.join("sha256");
         fs::create_dir_all(&dir).map_err(|source| SourceError::Cache {
             path: dir.clone(),
