@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// A failed read or patch: which file, and what was wrong with it.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {kind}", path.display())]
+#[error("{}", path.display())]
 pub struct Error {
     path: PathBuf,
     #[source]
@@ -31,6 +31,11 @@ impl Error {
         &self.kind
     }
 
+    /// What went wrong, owned.
+    pub fn into_kind(self) -> ErrorKind {
+        self.kind
+    }
+
     /// Whether the input was rejected as malformed ELF (as opposed to an I/O
     /// failure, an unsupported request or a layout we cannot edit).
     pub fn is_malformed(&self) -> bool {
@@ -43,13 +48,13 @@ impl Error {
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Reading or writing the file failed.
-    #[error("I/O error: {0}")]
+    #[error("I/O error")]
     Io(#[from] io::Error),
     /// The input is not well-formed ELF.
-    #[error("malformed ELF: {0}")]
+    #[error("malformed ELF")]
     Malformed(#[from] Malformed),
     /// The requested edit is not possible for this file.
-    #[error("cannot edit: {0}")]
+    #[error("cannot edit")]
     Unsupported(#[from] Unsupported),
 }
 

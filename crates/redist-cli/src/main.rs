@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod errors;
 mod patchelf;
 mod progress;
 mod table;
@@ -508,26 +509,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = format!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                // Messages that already end with their cause say it once.
-                let cause = s.to_string();
-                if !msg.ends_with(&cause) {
-                    msg.push_str(&format!("\n  caused by: {cause}"));
-                }
-                source = s.source();
-            }
-            eprintln!("{msg}");
+            let lines = errors::lines(&e);
+            eprintln!("error: {}", lines.join("\n  caused by: "));
             if json {
                 // Scripts reading standard output get the failure too.
-                let mut causes = Vec::new();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    causes.push(s.to_string());
-                    source = s.source();
-                }
-                let obj = serde_json::json!({ "error": e.to_string(), "causes": causes });
+                let obj = serde_json::json!({ "error": lines[0], "causes": lines[1..] });
                 let mut stdout = std::io::stdout().lock();
                 let _ = serde_json::to_writer_pretty(&mut stdout, &obj);
                 let _ = writeln!(stdout);

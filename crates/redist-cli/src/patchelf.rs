@@ -297,7 +297,7 @@ fn print_and_edit(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String,
     if prints {
         let info = match elfpatch::read(file) {
             Ok(i) => i,
-            Err(e) => return (out, Err(e.to_string())),
+            Err(e) => return (out, Err(crate::errors::one_line(&e))),
         };
         if a.print_interpreter {
             match &info.interpreter {
@@ -356,14 +356,14 @@ fn print_and_edit(a: &Args, edits: &elfpatch::Edits, file: &PathBuf) -> (String,
     if edits.is_empty() {
         if !prints {
             if let Err(e) = elfpatch::read(file) {
-                return (out, Err(e.to_string()));
+                return (out, Err(crate::errors::one_line(&e)));
             }
         }
         return (out, Ok(None));
     }
     match elfpatch::patch_file(file, edits) {
         Ok(o) => (out, Ok(o.cache_skipped)),
-        Err(e) => (out, Err(e.to_string())),
+        Err(e) => (out, Err(crate::errors::one_line(&e))),
     }
 }
 
@@ -376,11 +376,10 @@ fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Edit
     use std::os::unix::fs::PermissionsExt;
     let data = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let (result, skipped) = if edits.is_empty() {
-        elfpatch::read_bytes(&data).map_err(|e| format!("{}: {e}", file.display()))?;
+        elfpatch::read_bytes(&data).map_err(|e| in_file(file, e))?;
         (data, None)
     } else {
-        let (image, outcome) =
-            elfpatch::patch_image(&data, edits).map_err(|e| format!("{}: {e}", file.display()))?;
+        let (image, outcome) = elfpatch::patch_image(&data, edits).map_err(|e| in_file(file, e))?;
         (image, outcome.cache_skipped)
     };
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
@@ -407,6 +406,11 @@ fn write_output(file: &PathBuf, dest: &PathBuf, edits: &elfpatch::Edits) -> Edit
         .map_err(cannot)?;
     tmp.persist(dest).map_err(|e| cannot(e.error))?;
     Ok(skipped)
+}
+
+/// An error about an in-memory image, said of `file`.
+fn in_file(file: &std::path::Path, e: elfpatch::Error) -> String {
+    format!("{}: {}", file.display(), crate::errors::one_line(e.kind()))
 }
 
 /// Run; returns the exit code.

@@ -280,7 +280,7 @@ pub fn run(
             .map(|(c, i)| SkippedFile {
                 path: c.path.clone(),
                 reason: match i {
-                    Err(e) => format!("unreadable: {e}"),
+                    Err(e) => format!("unreadable: {}", crate::error::chain(e)),
                     Ok(i) => skip_reason(i, (u16::MAX, i.class))
                         .unwrap_or_else(|| "no dynamic files".into()),
                 },
@@ -304,7 +304,7 @@ pub fn run(
             Err(e) => {
                 report.skipped.push(SkippedFile {
                     path: c.path.clone(),
-                    reason: format!("not patched: {e}"),
+                    reason: format!("not patched: {}", crate::error::chain(&e)),
                 });
                 continue;
             }
@@ -450,7 +450,7 @@ pub fn run(
             let abs = root.join(&c.path);
             let patch_error = |e: elfpatch::Error| Error::Patch {
                 path: PathBuf::from(placement.path(&c.path)),
-                message: e.to_string(),
+                cause: e.into_kind(),
             };
             let outcome = elfpatch::patch_file(&abs, &edits).map_err(patch_error)?;
             // What the file holds now, read back: the tag is the editor's

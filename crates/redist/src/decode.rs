@@ -391,17 +391,16 @@ fn classify(
     }
     // liblzma, flate2 and zstd all report input that ends inside a
     // stream as `UnexpectedEof`.
-    let message = e.to_string();
     if e.kind() == io::ErrorKind::UnexpectedEof {
         Error::Truncated {
             archive: archive.to_owned(),
-            detail: format!("the {format} stream ends early ({message})"),
+            detail: format!("the {format} stream ends early ({e})"),
         }
     } else {
         Error::Corrupt {
             archive: archive.to_owned(),
             format: format.name(),
-            message,
+            cause: e,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The archive (or standard input) could not be opened or read.
-    #[error("cannot read {archive}: {source}")]
+    #[error("cannot read {archive}")]
     Read {
         /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
@@ -29,14 +29,15 @@ pub enum Error {
     },
 
     /// The compressed stream is damaged or cut short.
-    #[error("{archive}: corrupt {format} stream: {message}")]
+    #[error("{archive}: corrupt {format} stream")]
     Corrupt {
         /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
         /// The container format.
         format: &'static str,
-        /// What went wrong.
-        message: String,
+        /// The decoder's error.
+        #[source]
+        cause: io::Error,
     },
 
     /// The tar stream ended before the archive did.
@@ -49,14 +50,15 @@ pub enum Error {
     },
 
     /// The tar structure itself is malformed (bad header, bad PAX record…).
-    #[error("{archive}: malformed tar data{}: {message}", at.as_ref().map(|e| format!(" after entry `{e}`")).unwrap_or_default())]
+    #[error("{archive}: malformed tar data{}", at.as_ref().map(|e| format!(" after entry `{e}`")).unwrap_or_default())]
     Tar {
         /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
         /// The last entry read before the fault.
         at: Option<String>,
-        /// What went wrong.
-        message: String,
+        /// What the `tar` reader said.
+        #[source]
+        cause: io::Error,
     },
 
     /// An entry breaks one of the safety rules; nothing is published.
@@ -71,7 +73,7 @@ pub enum Error {
     },
 
     /// Writing the output failed (disk full, permissions…).
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file or directory concerned.
         path: PathBuf,
@@ -143,12 +145,13 @@ pub enum Error {
     },
 
     /// Patching an ELF file failed.
-    #[error("cannot patch {path}: {message}")]
+    #[error("cannot patch {path}")]
     Patch {
-        /// The file or directory concerned.
+        /// The file, where it will be installed.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What `elfpatch` found.
+        #[source]
+        cause: elfpatch::ErrorKind,
     },
 
     /// The Nix builder cannot go ahead (a missing attribute, an empty output).
@@ -171,6 +174,19 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// An error and all its causes on one line, joined with ": " (for
+/// reports and messages that quote an error).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 impl Error {

@@ -169,7 +169,7 @@ pub(crate) fn tar_failure(archive: &str, e: io::Error, at: Option<&str>, ended: 
     Error::Tar {
         archive: archive.to_owned(),
         at: at.map(str::to_owned),
-        message: e.to_string(),
+        cause: e,
     }
 }
 
@@ -602,7 +602,7 @@ impl<'a> Writer<'a> {
             return Err(Error::Tar {
                 archive: self.archive.to_owned(),
                 at: Some(name.to_owned()),
-                message: "link entry without a target".into(),
+                cause: io::Error::new(io::ErrorKind::InvalidData, "link entry without a target"),
             });
         };
         match std::str::from_utf8(&bytes) {

@@ -725,3 +725,15 @@ pub fn to_big_endian(le: &[u8], machine: Option<u16>) -> Vec<u8> {
     }
     b
 }
+
+/// An error and its causes on one line, as a program would print it.
+pub fn message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -37,7 +37,7 @@ pub enum SourceError {
         message: String,
     },
     /// A local file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     File {
         /// The file or directory concerned.
         path: PathBuf,
@@ -54,7 +54,7 @@ pub enum SourceError {
         path: PathBuf,
     },
     /// The cache directory could not be written.
-    #[error("cannot write the cache {path}: {source}")]
+    #[error("cannot write the cache {path}")]
     Cache {
         /// The file or directory concerned.
         path: PathBuf,

@@ -200,7 +200,7 @@ impl Repository {
                             Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
                             other => Error::Install {
                                 what: format!("{} {}", sel.component, sel.version),
-                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({other})"),
+                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({})", crate::error::chain(&other)),
                             },
                         });
                     }
