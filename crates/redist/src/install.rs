@@ -126,25 +126,9 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<InstallReport> {
     let started = Instant::now();
-    let prefix = if opts.prefix.is_absolute() {
-        opts.prefix.clone()
-    } else {
-        std::env::current_dir()
-            .map_err(io_err(&opts.prefix))?
-            .join(&opts.prefix)
-    };
+    let prefix = std::path::absolute(&opts.prefix).map_err(io_err(&opts.prefix))?;
     let state = read_state(&prefix)?;
-    if let Some(existing) = state.layout {
-        if existing != opts.layout && !state.components.is_empty() {
-            return Err(Error::Install {
-                what: prefix.display().to_string(),
-                message: format!(
-                    "the prefix was installed with --layout {}; use the same layout",
-                    mode_name(existing)
-                ),
-            });
-        }
-    }
+    check_layout(&prefix, &state, opts.layout)?;
     let todo: Vec<&Selected> = selected
         .iter()
         .filter(|s| {
@@ -154,7 +138,6 @@ pub fn install(
                 .is_none_or(|i| i.sha256 != s.archive.sha256 || opts.only.is_some())
         })
         .collect();
-    let mut reports: BTreeMap<String, ComponentReport> = BTreeMap::new();
     if todo.is_empty() {
         return Ok(InstallReport {
             prefix,
@@ -172,7 +155,89 @@ pub fn install(
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
     let layout = Layout::new(&opts.rules, opts.layout, "rules")?;
 
-    // Download, verify and unpack, `jobs` components at a time.
+    let mut unpacked = unpack_all(source, &todo, opts, &layout, &prefix, &tmp, reporter)?;
+    if let Some(only) = &opts.only {
+        let keys: Vec<&str> = unpacked
+            .iter()
+            .map(|(s, _, _)| s.component.as_str())
+            .collect();
+        crate::autopatch::prune(&tmp, &keys, only, opts.layout);
+        for (sel, report, _) in &mut unpacked {
+            let dir = tmp.join(&sel.component);
+            report.elf_files.retain(|f| dir.join(f).exists());
+        }
+    }
+
+    let mut state = state;
+    let mut reports = merge_all(unpacked, staging.path(), &tmp, &mut state, opts.layout)?;
+    let _ = fs::remove_dir_all(&tmp);
+
+    let toolkit = toolkit_layout(staging.path(), selected, &state, &reports, &layout)?;
+
+    let patched = match &opts.autopatch {
+        Some(ap) => Some(link_new(
+            staging.path(),
+            &prefix,
+            &reports,
+            opts.layout,
+            ap,
+        )?),
+        None => None,
+    };
+    let state_path = staging.path().join(STATE);
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
+        path: state_path.clone(),
+        source: io::Error::other(e),
+    })?;
+    fs::write(&state_path, json).map_err(io_err(&state_path))?;
+    staging.replace(&prefix)?;
+
+    let components = selected
+        .iter()
+        .map(|s| {
+            reports
+                .remove(&s.component)
+                .unwrap_or_else(|| already(s, &state))
+        })
+        .collect();
+    Ok(InstallReport {
+        prefix,
+        layout: opts.layout,
+        components,
+        unchanged: false,
+        toolkit,
+        autopatch: patched,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A prefix keeps the layout it was first installed with.
+fn check_layout(prefix: &Path, state: &State, layout: Mode) -> Result<()> {
+    if let Some(existing) = state.layout {
+        if existing != layout && !state.components.is_empty() {
+            return Err(Error::Install {
+                what: prefix.display().to_string(),
+                message: format!(
+                    "the prefix was installed with --layout {}; use the same layout",
+                    mode_name(existing)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Download, verify and unpack `todo` into `tmp/<component>`, `jobs`
+/// components at a time; the first failure stops the others.
+fn unpack_all<'s>(
+    source: &Repository,
+    todo: &[&'s Selected],
+    opts: &InstallOptions,
+    layout: &Layout,
+    prefix: &Path,
+    tmp: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Vec<(&'s Selected, Report, Origin)>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Unpacked>> = Mutex::new(Vec::new());
@@ -185,7 +250,7 @@ pub fn install(
                 }
                 let sel = todo[i];
                 let final_root = match opts.layout {
-                    Mode::Merged => prefix.clone(),
+                    Mode::Merged => prefix.to_owned(),
                     Mode::Split => prefix.join(&sel.component),
                 };
                 let unpack_opts = UnpackOptions {
@@ -229,34 +294,33 @@ pub fn install(
         let (report, origin) = r?;
         unpacked.push((todo[i], report, origin));
     }
-    if let Some(only) = &opts.only {
-        let keys: Vec<&str> = unpacked
-            .iter()
-            .map(|(s, _, _)| s.component.as_str())
-            .collect();
-        crate::autopatch::prune(&tmp, &keys, only, opts.layout);
-        for (sel, report, _) in &mut unpacked {
-            let dir = tmp.join(&sel.component);
-            report.elf_files.retain(|f| dir.join(f).exists());
-        }
-    }
+    Ok(unpacked)
+}
 
-    // Merge into the staged prefix.
-    let mut state = state;
-    state.layout = Some(opts.layout);
+/// Move each unpacked component into the staged prefix (merged into one
+/// tree, or under its own directory), recording its files in `state`.
+fn merge_all(
+    unpacked: Vec<(&Selected, Report, Origin)>,
+    staging: &Path,
+    tmp: &Path,
+    state: &mut State,
+    layout: Mode,
+) -> Result<BTreeMap<String, ComponentReport>> {
+    let mut reports = BTreeMap::new();
+    state.layout = Some(layout);
     for (sel, report, origin) in unpacked {
         if let Some(old) = state.components.remove(&sel.component) {
-            remove_files(staging.path(), &old.files);
+            remove_files(staging, &old.files);
         }
         let from = tmp.join(&sel.component);
-        let files = match opts.layout {
-            Mode::Merged => merge(&from, staging.path(), sel, &state)?,
+        let files = match layout {
+            Mode::Merged => merge(&from, staging, sel, state)?,
             Mode::Split => {
-                let to = staging.path().join(&sel.component);
+                let to = staging.join(&sel.component);
                 let _ = fs::remove_dir_all(&to);
                 fs::rename(&from, &to).map_err(io_err(&to))?;
                 let mut files = Vec::new();
-                crate::publish::list_files(&to, staging.path(), &mut files);
+                crate::publish::list_files(&to, staging, &mut files);
                 files
             }
         };
@@ -283,84 +347,66 @@ pub fn install(
             },
         );
     }
-    let _ = fs::remove_dir_all(&tmp);
+    Ok(reports)
+}
 
-    // A toolkit that compiles: the `.run` layout's `targets/<triple>` tree
-    // (merged), or nvcc.profile pointed at the other components (split).
-    let toolkit = match opts.layout {
+/// A toolkit that compiles: the `.run` layout's `targets/<triple>` tree
+/// (merged), or nvcc.profile pointed at the other components (split).
+fn toolkit_layout(
+    staging: &Path,
+    selected: &[Selected],
+    state: &State,
+    reports: &BTreeMap<String, ComponentReport>,
+    layout: &Layout,
+) -> Result<Vec<String>> {
+    Ok(match layout.mode() {
         Mode::Merged => {
             let platform = selected.first().map_or("", |s| s.platform.as_str());
             match crate::toolkit::target_triple(platform) {
-                Some(triple) => crate::toolkit::link_targets(staging.path(), triple)?,
+                Some(triple) => crate::toolkit::link_targets(staging, triple)?,
                 None => Vec::new(),
             }
         }
         Mode::Split => {
             let fresh: Vec<&str> = reports.keys().map(String::as_str).collect();
-            split_profiles(staging.path(), &state, &fresh, &layout)?
+            split_profiles(staging, state, &fresh, layout)?
         }
-    };
-
-    // Link the new components against the whole prefix: in a merged tree,
-    // a program finds libraries of other components.
-    let patched = match &opts.autopatch {
-        Some(ap) => {
-            let mut candidates = Vec::new();
-            for r in reports.values() {
-                let Some(u) = &r.unpack else { continue };
-                for elf in &u.elf_files {
-                    candidates.push(match opts.layout {
-                        Mode::Merged => crate::autopatch::Candidate {
-                            path: elf.clone(),
-                            output_dir: String::new(),
-                        },
-                        Mode::Split => crate::autopatch::Candidate {
-                            path: format!("{}/{elf}", r.component),
-                            output_dir: format!(
-                                "{}/{}",
-                                r.component,
-                                elf.split('/').next().unwrap_or("")
-                            ),
-                        },
-                    });
-                }
-            }
-            let files = crate::autopatch::TreeFile::scan(staging.path());
-            Some(crate::autopatch::run(
-                staging.path(),
-                &crate::Placement::root(&prefix),
-                &candidates,
-                &files,
-                ap,
-            )?)
-        }
-        None => None,
-    };
-    let state_path = staging.path().join(STATE);
-    let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
-        path: state_path.clone(),
-        source: io::Error::other(e),
-    })?;
-    fs::write(&state_path, json).map_err(io_err(&state_path))?;
-    staging.replace(&prefix)?;
-
-    let components = selected
-        .iter()
-        .map(|s| {
-            reports
-                .remove(&s.component)
-                .unwrap_or_else(|| already(s, &state))
-        })
-        .collect();
-    Ok(InstallReport {
-        prefix,
-        layout: opts.layout,
-        components,
-        unchanged: false,
-        toolkit,
-        autopatch: patched,
-        seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Link the new components against the whole prefix: in a merged tree, a
+/// program finds the libraries of other components.
+fn link_new(
+    staging: &Path,
+    prefix: &Path,
+    reports: &BTreeMap<String, ComponentReport>,
+    layout: Mode,
+    ap: &crate::AutopatchOptions,
+) -> Result<crate::AutopatchReport> {
+    let mut candidates = Vec::new();
+    for r in reports.values() {
+        let Some(u) = &r.unpack else { continue };
+        for elf in &u.elf_files {
+            candidates.push(match layout {
+                Mode::Merged => crate::autopatch::Candidate {
+                    path: elf.clone(),
+                    output_dir: String::new(),
+                },
+                Mode::Split => crate::autopatch::Candidate {
+                    path: format!("{}/{elf}", r.component),
+                    output_dir: format!("{}/{}", r.component, elf.split('/').next().unwrap_or("")),
+                },
+            });
+        }
+    }
+    let files = crate::autopatch::TreeFile::scan(staging);
+    crate::autopatch::run(
+        staging,
+        &crate::Placement::root(prefix),
+        &candidates,
+        &files,
+        ap,
+    )
 }
 
 /// Where a split prefix keeps each `nvcc.profile` as shipped, so that it
