@@ -243,6 +243,12 @@ fn is_libc_library(name: &str) -> bool {
 
 /// Patch the candidates of a tree staged at `root`; `placement` says where
 /// each output finally lives (absolute RUNPATHs point there).
+///
+/// 1. every candidate is read once, in parallel;
+/// 2. the component's machine is the most common among its dynamic files;
+/// 3. each file's needs are resolved ([`Resolver`]) and its RUNPATH
+///    composed ([`runpath_of`]); every unresolved need is collected;
+/// 4. the files are patched in parallel ([`patch_one`]).
 pub fn run(
     root: &Path,
     placement: &crate::Placement,
@@ -251,51 +257,26 @@ pub fn run(
     opts: &AutopatchOptions,
 ) -> Result<AutopatchReport> {
     let started = Instant::now();
-    // Read every candidate once, in parallel.
     let infos: Vec<Scanned> = candidates
         .par_iter()
-        .map(|c| {
-            let abs = root.join(&c.path);
-            (c.clone(), elfpatch::read(&abs))
-        })
+        .map(|c| (c.clone(), elfpatch::read(&root.join(&c.path))))
         .collect();
     let mut report = AutopatchReport::default();
-    // The component's machine: the most common among its dynamic files.
-    let mut counts: HashMap<(u16, elfpatch::Class), usize> = HashMap::new();
-    for (_, info) in &infos {
-        if let Ok(i) = info {
-            if !i.is_static && matches!(i.kind, elfpatch::FileKind::Dyn | elfpatch::FileKind::Exec)
-            {
-                *counts.entry((i.machine, i.class)).or_default() += 1;
-            }
-        }
-    }
-    let Some(machine) = counts
-        .into_iter()
-        .max_by_key(|(m, n)| (*n, std::cmp::Reverse(m.0)))
-        .map(|(m, _)| m)
-    else {
-        report.skipped = infos
-            .iter()
-            .map(|(c, i)| SkippedFile {
-                path: c.path.clone(),
-                reason: match i {
-                    Err(e) => format!("unreadable: {}", crate::error::chain(e)),
-                    Ok(i) => skip_reason(i, (u16::MAX, i.class))
-                        .unwrap_or_else(|| "no dynamic files".into()),
-                },
-            })
-            .collect();
+    let Some(machine) = component_machine(&infos) else {
+        report.skipped = infos.iter().map(|(c, i)| no_machine(c, i)).collect();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     };
-    let index = Index::new(root, tree, &infos, machine);
-    let deps = DepDirs::new(&opts.deps, machine.0);
-    let system = match &opts.interpreter {
-        Some(interp) => loader_libc_dir(Path::new(interp), machine.0),
-        None => system_libc_dir(machine.0),
+    let resolver = Resolver {
+        index: Index::new(root, tree, &infos, machine),
+        deps: DepDirs::new(&opts.deps, machine.0),
+        system: match &opts.interpreter {
+            Some(interp) => loader_libc_dir(Path::new(interp), machine.0),
+            None => system_libc_dir(machine.0),
+        },
+        machine,
+        opts,
     };
-
     let mut plans = Vec::new();
     let mut missing: Vec<(String, String)> = Vec::new();
     for (c, info) in infos {
@@ -316,6 +297,128 @@ pub fn run(
             });
             continue;
         }
+        let (needs, dirs) = resolver.needs_of(&c, &info, &mut report.ignored, &mut missing);
+        let runpath = runpath_of(&c, &info, &dirs, opts, placement);
+        let interpreter = info.interpreter.as_ref().and(opts.interpreter.clone());
+        plans.push(FilePlan {
+            candidate: c,
+            needs,
+            runpath,
+            interpreter,
+            info,
+        });
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::Unresolved { pairs: missing });
+    }
+    let results: Vec<Result<FileReport>> = plans
+        .into_par_iter()
+        .map(|p| patch_one(root, placement, p))
+        .collect();
+    for r in results {
+        report.files.push(r?);
+    }
+    report.files.sort_by(|a, b| a.path.cmp(&b.path));
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The machine of a component: the most common among its dynamic files.
+fn component_machine(infos: &[Scanned]) -> Option<(u16, elfpatch::Class)> {
+    let mut counts: HashMap<(u16, elfpatch::Class), usize> = HashMap::new();
+    for i in infos.iter().filter_map(|(_, i)| i.as_ref().ok()) {
+        if !i.is_static && matches!(i.kind, elfpatch::FileKind::Dyn | elfpatch::FileKind::Exec) {
+            *counts.entry((i.machine, i.class)).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(m, n)| (*n, std::cmp::Reverse(m.0)))
+        .map(|(m, _)| m)
+}
+
+/// Why a file of a component without dynamic files is skipped.
+fn no_machine(
+    c: &Candidate,
+    info: &std::result::Result<elfpatch::Info, elfpatch::Error>,
+) -> SkippedFile {
+    SkippedFile {
+        path: c.path.clone(),
+        reason: match info {
+            Err(e) => format!("unreadable: {}", crate::error::chain(e)),
+            Ok(i) => {
+                skip_reason(i, (u16::MAX, i.class)).unwrap_or_else(|| "no dynamic files".into())
+            }
+        },
+    }
+}
+
+/// What one file will be patched with.
+struct FilePlan {
+    candidate: Candidate,
+    needs: BTreeMap<String, Resolution>,
+    runpath: Option<String>,
+    interpreter: Option<String>,
+    info: elfpatch::Info,
+}
+
+/// Where a component's needs are found, in order: the driver (left to the
+/// system), libc (the loader's own directory), the component's outputs,
+/// `--dep` directories, the file's own absolute search path, the system.
+struct Resolver<'o> {
+    index: Index,
+    deps: DepDirs,
+    system: Option<PathBuf>,
+    machine: (u16, elfpatch::Class),
+    opts: &'o AutopatchOptions,
+}
+
+impl Resolver<'_> {
+    /// One library, by any of its names.
+    fn find<'n>(
+        &self,
+        alternatives: &'n [String],
+        own_dirs: &[PathBuf],
+    ) -> Option<(&'n String, Resolution)> {
+        alternatives.iter().find_map(|name| {
+            if is_driver_library(name) {
+                return Some((name, Resolution::Driver));
+            }
+            if !self.opts.keep_libc && is_libc_library(name) {
+                return Some((name, Resolution::System(PathBuf::from("(libc)"))));
+            }
+            self.index
+                .find(name)
+                .map(Resolution::Own)
+                .or_else(|| self.deps.find(name).map(Resolution::Dep))
+                .or_else(|| {
+                    own_dirs
+                        .iter()
+                        .find(|d| elfpatch::probe_machine(&d.join(name)) == Some(self.machine.0))
+                        .map(|d| Resolution::Runpath(d.clone()))
+                })
+                .or_else(|| {
+                    self.system
+                        .as_ref()
+                        .filter(|d| d.join(name).exists())
+                        .map(|d| Resolution::System(d.clone()))
+                })
+                .map(|r| (name, r))
+        })
+    }
+
+    /// Every need of one file (`DT_NEEDED` and `.note.dlopen`), and the
+    /// directories that go into its RUNPATH, in order. Needs no one
+    /// provides go to `ignored` (matching `--ignore-missing`) or `missing`.
+    fn needs_of(
+        &self,
+        c: &Candidate,
+        info: &elfpatch::Info,
+        ignored: &mut Vec<(String, String)>,
+        missing: &mut Vec<(String, String)>,
+    ) -> (BTreeMap<String, Resolution>, Vec<Resolution>) {
         let mut needs: BTreeMap<String, Resolution> = BTreeMap::new();
         let mut dirs: Vec<Resolution> = Vec::new();
         let wanted = info
@@ -335,40 +438,14 @@ pub fn run(
             .filter(|d| d.is_dir())
             .collect();
         for alternatives in wanted {
-            let found = alternatives.iter().find_map(|name| {
-                if is_driver_library(name) {
-                    return Some((name, Resolution::Driver));
-                }
-                let keep_system = !opts.keep_libc && is_libc_library(name);
-                if keep_system {
-                    return Some((name, Resolution::System(PathBuf::from("(libc)"))));
-                }
-                index
-                    .find(name)
-                    .map(Resolution::Own)
-                    .or_else(|| deps.find(name).map(Resolution::Dep))
-                    .or_else(|| {
-                        own_dirs
-                            .iter()
-                            .find(|d| elfpatch::probe_machine(&d.join(name)) == Some(machine.0))
-                            .map(|d| Resolution::Runpath(d.clone()))
-                    })
-                    .or_else(|| {
-                        system
-                            .as_ref()
-                            .filter(|d| d.join(name).exists())
-                            .map(|d| Resolution::System(d.clone()))
-                    })
-                    .map(|r| (name, r))
-            });
             let Some(first) = alternatives.first() else {
                 continue;
             };
-            match found {
+            match self.find(&alternatives, &own_dirs) {
                 Some((name, r)) => {
                     let in_runpath = match &r {
                         Resolution::Own(_) | Resolution::Dep(_) | Resolution::Runpath(_) => true,
-                        Resolution::System(d) => opts.keep_libc && d.is_absolute(),
+                        Resolution::System(d) => self.opts.keep_libc && d.is_absolute(),
                         Resolution::Ignored | Resolution::Driver => false,
                     };
                     if in_runpath && !dirs.contains(&r) {
@@ -376,112 +453,117 @@ pub fn run(
                     }
                     needs.insert(name.clone(), r);
                 }
-                None => match &opts.ignore_missing {
+                None => match &self.opts.ignore_missing {
                     Some(g) if alternatives.iter().any(|a| g.is_match(a)) => {
-                        report.ignored.push((c.path.clone(), first.clone()));
+                        ignored.push((c.path.clone(), first.clone()));
                         needs.insert(first.clone(), Resolution::Ignored);
                     }
                     _ => missing.push((c.path.clone(), alternatives.join(" or "))),
                 },
             }
         }
-        let file_dir = parent(&c.path).to_owned();
-        let mut entries: Vec<String> = Vec::new();
-        let mut push = |e: String| {
-            if !e.is_empty() && !entries.contains(&e) {
-                entries.push(e);
-            }
-        };
-        if let Some(d) = &opts.driver_runpath {
-            push(d.clone());
-        }
-        for d in &dirs {
-            match d {
-                Resolution::Own(dir) => push(match opts.runpath {
-                    RunpathMode::Relative => origin(&relative(&file_dir, dir)),
-                    RunpathMode::Absolute => placement.path(dir),
-                }),
-                Resolution::Dep(dir) | Resolution::System(dir) | Resolution::Runpath(dir) => {
-                    push(dir.display().to_string())
-                }
-                Resolution::Ignored | Resolution::Driver => {}
-            }
-        }
-        for old in info
-            .runpath
-            .iter()
-            .chain(info.rpath.iter())
-            .flat_map(|r| r.split(':'))
-        {
-            // Kept `$ORIGIN`-relative whatever the mode, as nixpkgs keeps
-            // `$ORIGIN`: a library that `dlopen`s its siblings finds them
-            // wherever the output is copied.
-            if let Some(dir) = origin_target(&file_dir, old) {
-                if inside(&dir, &c.output_dir) {
-                    push(origin(&relative(&file_dir, &dir)));
-                }
-            }
-        }
-        for a in &opts.append_runpath {
-            push(a.clone());
-        }
-        let runpath = (!entries.is_empty()).then(|| entries.join(":"));
-        let interpreter = info.interpreter.as_ref().and(opts.interpreter.clone());
-        plans.push((c, needs, runpath, interpreter, info));
+        (needs, dirs)
     }
-    if !missing.is_empty() {
-        missing.sort();
-        return Err(Error::Unresolved { pairs: missing });
-    }
+}
 
-    let results: Vec<Result<FileReport>> = plans
-        .into_par_iter()
-        .map(|(c, needs, runpath, interpreter, info)| {
-            let had_path = info.runpath.is_some() || info.rpath.is_some();
-            let edits = elfpatch::Edits {
-                interpreter: interpreter.clone(),
-                runpath: match &runpath {
-                    Some(r) => elfpatch::RunpathEdit::Set(r.clone()),
-                    None if had_path => elfpatch::RunpathEdit::Remove,
-                    None => elfpatch::RunpathEdit::Keep,
-                },
-                ..Default::default()
-            };
-            let abs = root.join(&c.path);
-            let patch_error = |e: elfpatch::Error| Error::Patch {
-                path: PathBuf::from(placement.path(&c.path)),
-                cause: e.into_kind(),
-            };
-            let outcome = elfpatch::patch_file(&abs, &edits).map_err(patch_error)?;
-            // What the file holds now, read back: the tag is the editor's
-            // decision (a value already in place keeps its tag).
-            let after = if outcome.changed {
-                elfpatch::read(&abs).map_err(patch_error)?
-            } else {
-                info
-            };
-            let tag = match (&after.runpath, &after.rpath) {
-                (Some(_), _) => Some(SearchTag::Runpath),
-                (None, Some(_)) => Some(SearchTag::Rpath),
-                (None, None) => None,
-            };
-            Ok(FileReport {
-                path: c.path,
-                needs,
-                runpath,
-                interpreter,
-                tag,
-                changed: outcome.changed,
-            })
-        })
-        .collect();
-    for r in results {
-        report.files.push(r?);
+/// A file's new RUNPATH: `--driver-runpath`, the directories its needs
+/// resolved to, its old `$ORIGIN` entries still inside its output, then
+/// `--append-runpath`; `None` when empty.
+fn runpath_of(
+    c: &Candidate,
+    info: &elfpatch::Info,
+    dirs: &[Resolution],
+    opts: &AutopatchOptions,
+    placement: &crate::Placement,
+) -> Option<String> {
+    let file_dir = parent(&c.path).to_owned();
+    let mut entries: Vec<String> = Vec::new();
+    let mut push = |e: String| {
+        if !e.is_empty() && !entries.contains(&e) {
+            entries.push(e);
+        }
+    };
+    if let Some(d) = &opts.driver_runpath {
+        push(d.clone());
     }
-    report.files.sort_by(|a, b| a.path.cmp(&b.path));
-    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    for d in dirs {
+        match d {
+            Resolution::Own(dir) => push(match opts.runpath {
+                RunpathMode::Relative => origin(&relative(&file_dir, dir)),
+                RunpathMode::Absolute => placement.path(dir),
+            }),
+            Resolution::Dep(dir) | Resolution::System(dir) | Resolution::Runpath(dir) => {
+                push(dir.display().to_string())
+            }
+            Resolution::Ignored | Resolution::Driver => {}
+        }
+    }
+    for old in info
+        .runpath
+        .iter()
+        .chain(info.rpath.iter())
+        .flat_map(|r| r.split(':'))
+    {
+        // Kept `$ORIGIN`-relative whatever the mode, as nixpkgs keeps
+        // `$ORIGIN`: a library that `dlopen`s its siblings finds them
+        // wherever the output is copied.
+        if let Some(dir) = origin_target(&file_dir, old) {
+            if inside(&dir, &c.output_dir) {
+                push(origin(&relative(&file_dir, &dir)));
+            }
+        }
+    }
+    for a in &opts.append_runpath {
+        push(a.clone());
+    }
+    (!entries.is_empty()).then(|| entries.join(":"))
+}
+
+/// Patch one file as planned and report what it holds now.
+fn patch_one(root: &Path, placement: &crate::Placement, p: FilePlan) -> Result<FileReport> {
+    let FilePlan {
+        candidate: c,
+        needs,
+        runpath,
+        interpreter,
+        info,
+    } = p;
+    let had_path = info.runpath.is_some() || info.rpath.is_some();
+    let edits = elfpatch::Edits {
+        interpreter: interpreter.clone(),
+        runpath: match &runpath {
+            Some(r) => elfpatch::RunpathEdit::Set(r.clone()),
+            None if had_path => elfpatch::RunpathEdit::Remove,
+            None => elfpatch::RunpathEdit::Keep,
+        },
+        ..Default::default()
+    };
+    let abs = root.join(&c.path);
+    let patch_error = |e: elfpatch::Error| Error::Patch {
+        path: PathBuf::from(placement.path(&c.path)),
+        cause: e.into_kind(),
+    };
+    let outcome = elfpatch::patch_file(&abs, &edits).map_err(patch_error)?;
+    // What the file holds now, read back: the tag is the editor's
+    // decision (a value already in place keeps its tag).
+    let after = if outcome.changed {
+        elfpatch::read(&abs).map_err(patch_error)?
+    } else {
+        info
+    };
+    let tag = match (&after.runpath, &after.rpath) {
+        (Some(_), _) => Some(SearchTag::Runpath),
+        (None, Some(_)) => Some(SearchTag::Rpath),
+        (None, None) => None,
+    };
+    Ok(FileReport {
+        path: c.path,
+        needs,
+        runpath,
+        interpreter,
+        tag,
+        changed: outcome.changed,
+    })
 }
 
 fn origin(rel: &str) -> String {
