@@ -228,48 +228,14 @@ fn run(
     for d in &opts.toolkit_deps {
         toolkit_deps.extend(toolkit::dep_tree(d, opts.layout.output_names())?);
     }
-    let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
     let staging = publish::Staging::fresh(out)?;
-    let (mut reader, handle, bytes_in, format) = decoder.into_parts();
     let final_root = opts.final_root.as_deref().unwrap_or(out);
     let placement = Placement {
         root: final_root.to_owned(),
         outputs: opts.output_roots.clone(),
     };
-    let mut writer =
-        unpack::Writer::new(label, staging.path(), final_root, &opts.layout, opts.mtime);
-    if let Some(only) = &opts.only {
-        writer = writer.only(only);
-    }
-    let mut tick = || progress.advance(bytes_in.load(Ordering::Relaxed));
-    let written = writer.run(&mut reader, &mut tick).and_then(|tree| {
-        // Past the end-of-archive marker: let the decoder reach its end
-        // (and verify its checksum).
-        reader.drain().map_err(|_| Error::DecoderFailed)?;
-        if !reader.ends_with_zero_block() {
-            return Err(Error::Truncated {
-                archive: label.to_owned(),
-                detail: "the tar stream ends without its end-of-archive marker".into(),
-            });
-        }
-        Ok(tree)
-    });
-    let mut tree = match written {
-        Ok(tree) => tree,
-        Err(Error::DecoderFailed) => {
-            drop(reader);
-            return Err(match handle.join() {
-                Err(e) => e,
-                Ok(_) => Error::DecoderFailed,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let waited = reader.waited();
-    drop(reader);
-    let mut dstats = handle.join()?;
-    dstats.bytes_in = bytes_in.load(Ordering::Relaxed);
-    progress.advance(dstats.bytes_in);
+    let written = write(label, reader, staging.path(), final_root, opts, progress)?;
+    let mut tree = written.tree;
 
     progress.stage("fixups");
     let fix_start = Instant::now();
@@ -315,32 +281,12 @@ fn run(
     progress.stage("publish");
     staging.publish(out)?;
 
-    let mut outputs: BTreeMap<String, OutputStats> = BTreeMap::new();
-    let mut elf_files = Vec::new();
-    for (dest, node) in &tree.nodes {
-        let s = outputs
-            .entry(node.output.clone())
-            .or_insert_with(|| OutputStats {
-                dir: opts.layout.output_dir(&node.output).to_owned(),
-                ..OutputStats::default()
-            });
-        match node.kind {
-            unpack::NodeKind::File => {
-                s.files += 1;
-                s.bytes += node.size;
-            }
-            unpack::NodeKind::Hardlink(_) => s.hardlinks += 1,
-            unpack::NodeKind::Symlink { .. } => s.symlinks += 1,
-        }
-        if node.elf {
-            elf_files.push(dest.clone());
-        }
-    }
-    elf_files.sort();
-    let write_time = tree.busy.saturating_sub(waited);
+    let (outputs, elf_files) = outputs_and_elf_files(&tree, &opts.layout);
+    let dstats = written.decode;
+    let write_time = tree.busy.saturating_sub(written.waited);
     Ok(Report {
         archive: label.to_owned(),
-        format,
+        format: written.format,
         layout: opts.layout.mode(),
         out_dir: out.to_owned(),
         root: match &tree.root {
@@ -368,6 +314,98 @@ fn run(
             total: Stage::new(started.elapsed(), dstats.bytes_out),
         },
     })
+}
+
+/// What decoding and writing the archive gave.
+struct Written {
+    tree: unpack::Tree,
+    decode: decode::DecodeStats,
+    format: Format,
+    /// Time the writer spent waiting for decoded bytes.
+    waited: std::time::Duration,
+}
+
+/// Decode `reader` on its own thread and write its entries into `staging`;
+/// the decoder's own error wins over what it made the writer see.
+fn write(
+    label: &str,
+    reader: Box<dyn Read + Send>,
+    staging: &Path,
+    final_root: &Path,
+    opts: &UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
+    let (mut reader, handle, bytes_in, format) = decoder.into_parts();
+    let mut writer = unpack::Writer::new(label, staging, final_root, &opts.layout, opts.mtime);
+    if let Some(only) = &opts.only {
+        writer = writer.only(only);
+    }
+    let mut tick = || progress.advance(bytes_in.load(Ordering::Relaxed));
+    let written = writer.run(&mut reader, &mut tick).and_then(|tree| {
+        // Past the end-of-archive marker: let the decoder reach its end
+        // (and verify its checksum).
+        reader.drain().map_err(|_| Error::DecoderFailed)?;
+        if !reader.ends_with_zero_block() {
+            return Err(Error::Truncated {
+                archive: label.to_owned(),
+                detail: "the tar stream ends without its end-of-archive marker".into(),
+            });
+        }
+        Ok(tree)
+    });
+    let tree = match written {
+        Ok(tree) => tree,
+        Err(Error::DecoderFailed) => {
+            drop(reader);
+            return Err(match handle.join() {
+                Err(e) => e,
+                Ok(_) => Error::DecoderFailed,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let waited = reader.waited();
+    drop(reader);
+    let mut decode = handle.join()?;
+    decode.bytes_in = bytes_in.load(Ordering::Relaxed);
+    progress.advance(decode.bytes_in);
+    Ok(Written {
+        tree,
+        decode,
+        format,
+        waited,
+    })
+}
+
+/// Per-output counts and the ELF files of a written tree.
+fn outputs_and_elf_files(
+    tree: &unpack::Tree,
+    layout: &Layout,
+) -> (BTreeMap<String, OutputStats>, Vec<String>) {
+    let mut outputs: BTreeMap<String, OutputStats> = BTreeMap::new();
+    let mut elf_files = Vec::new();
+    for (dest, node) in &tree.nodes {
+        let s = outputs
+            .entry(node.output.clone())
+            .or_insert_with(|| OutputStats {
+                dir: layout.output_dir(&node.output).to_owned(),
+                ..OutputStats::default()
+            });
+        match node.kind {
+            unpack::NodeKind::File => {
+                s.files += 1;
+                s.bytes += node.size;
+            }
+            unpack::NodeKind::Hardlink(_) => s.hardlinks += 1,
+            unpack::NodeKind::Symlink { .. } => s.symlinks += 1,
+        }
+        if node.elf {
+            elf_files.push(dest.clone());
+        }
+    }
+    elf_files.sort();
+    (outputs, elf_files)
 }
 
 /// Point every `bin/nvcc.profile` of the staged tree at the tree's own
