@@ -630,16 +630,14 @@ fn choose_target(
     note: &NoteEdit,
 ) -> Result<Option<Chosen>> {
     let mut move_dynamic = dynamic_grows(view, entries);
-    let (dynstr_copy, new_interp) = (&strings.dynstr_copy, &strings.new_interp);
     // A header to add makes the table grow: our tail and the last
     // segment cannot help with that.
     let new_note_header = note_header_reused(view, note) == Some(None);
     let extra = u64::from(matches!(stack, StackHeader::Add(_))) + u64::from(new_note_header);
-    let grow = extra > 0;
-    if dynstr_copy.is_none()
-        && new_interp.is_none()
+    if strings.dynstr_copy.is_none()
+        && strings.new_interp.is_none()
         && !move_dynamic
-        && !grow
+        && extra == 0
         && note.bytes().is_none()
     {
         return Ok(None);
@@ -649,114 +647,27 @@ fn choose_target(
         _ => None,
     };
     let layout = segments::analyze(view, tables);
-    let mut repointed: HashSet<Referrer> = HashSet::new();
-    let mut base: u64;
     loop {
-        let mut items = Vec::new();
-        repointed.clear();
-        if let Some(copy) = dynstr_copy {
-            items.push(item(ItemKind::Dynstr, copy.len() as u64, 1));
-            repointed.insert(Referrer::Tag(DT_STRTAB));
-            if let Some(s) = view.dynstr.as_ref().and_then(|t| t.shdr) {
-                repointed.insert(Referrer::Shdr(s));
-            }
-        }
-        if move_dynamic {
-            let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
-            let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
-            items.push(item(ItemKind::Dynamic, size, view.codec.word()));
-            if let Some(p) = d.phdr {
-                repointed.insert(Referrer::Phdr(p));
-            }
-            if let Some(s) = d.shdr {
-                repointed.insert(Referrer::Shdr(s));
-            }
-        }
-        if let Some(bytes) = new_interp {
-            let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
-            items.push(item(ItemKind::Interp, bytes.len() as u64, 1));
-            repointed.insert(Referrer::Phdr(i.phdr));
-            if let Some(s) = i.shdr {
-                repointed.insert(Referrer::Shdr(s));
-            }
-        }
-        if let Some(bytes) = note.bytes() {
-            items.push(item(ItemKind::Note, bytes.len() as u64, 4));
-            if let NoteEdit::Replace(old, _) = note {
-                repointed.insert(Referrer::Shdr(old.shdr));
-                if let (Some(p), _) = note_headers(view, old) {
-                    repointed.insert(Referrer::Phdr(p));
-                }
-            }
-        }
+        let (items, repointed) = tail_items(view, strings, entries, move_dynamic, note)?;
+        let want = Needs {
+            extra,
+            taken_null,
+            page,
+        };
+        let (target, base, moved_groups) = pick_target(view, &layout, &repointed, &want, note)?;
         // Groups that move must not carry the live dynamic section: its
         // contents are re-serialised from `entries`, so it moves as an item.
-        let carries_dynamic = |groups: &[usize]| {
-            view.dynamic.as_ref().is_some_and(|d| {
-                let r = match (d.phdr, d.shdr) {
-                    (Some(p), _) => Referrer::Phdr(p),
-                    (None, Some(s)) => Referrer::Shdr(s),
-                    (None, None) => return false,
-                };
-                groups
-                    .iter()
-                    .any(|&g| layout.has_live(&layout.groups[g], r, &repointed))
-            })
-        };
-        let moved_groups: Vec<usize>;
-        let chosen;
-        let own_tail = segments::own_tail(view, &layout).filter(|_| !grow);
-        let free_null = view
-            .phdrs
-            .iter()
-            .enumerate()
-            .position(|(i, p)| p.p_type == PT_NULL && Some(i) != taken_null)
-            .filter(|_| !grow);
-        if let Some((t, inside)) = own_tail {
-            moved_groups = inside
-                .into_iter()
-                .filter(|&g| !layout.is_dead(&layout.groups[g], &repointed))
-                .collect();
-            chosen = Target::Reuse(t);
-            base = view.phdrs[t].p_offset;
-        } else if let Some(l) = segments::extendable(view).filter(|_| !grow) {
-            moved_groups = Vec::new();
-            chosen = Target::Extend(l);
-            base = view.file_len;
-        } else if let Some(n) = free_null {
-            moved_groups = Vec::new();
-            chosen = Target::New {
-                replace_null: Some(n),
+        let carries_dynamic = view.dynamic.as_ref().is_some_and(|d| {
+            let r = match (d.phdr, d.shdr) {
+                (Some(p), _) => Referrer::Phdr(p),
+                (None, Some(s)) => Referrer::Shdr(s),
+                (None, None) => return false,
             };
-            base = view.file_len;
-        } else {
-            let entries = 1 + extra;
-            match segments::room_after_phdrs(
-                view,
-                &layout,
-                entries * view.codec.phdr_size(),
-                &repointed,
-            ) {
-                Ok(groups) => {
-                    moved_groups = groups;
-                    chosen = Target::New { replace_null: None };
-                    base = view.file_len + section_prelude(view, note)?;
-                }
-                Err(why) => {
-                    let by = shift_size(view, page, extra).ok_or_else(|| {
-                        Unsupported::NoRoomForProgramHeader(format!(
-                            "{why}; only a shared library's file may be shifted \
-                             to make room (the kernel wants an executable's \
-                             table in its first segment)"
-                        ))
-                    })?;
-                    moved_groups = Vec::new();
-                    chosen = Target::Shift { by };
-                    base = view.file_len + by + section_prelude(view, note)?;
-                }
-            }
-        }
-        if !move_dynamic && carries_dynamic(&moved_groups) {
+            moved_groups
+                .iter()
+                .any(|&g| layout.has_live(&layout.groups[g], r, &repointed))
+        });
+        if !move_dynamic && carries_dynamic {
             move_dynamic = true;
             continue;
         }
@@ -776,7 +687,7 @@ fn choose_target(
             .collect();
         all.extend(items);
         return Ok(Some(Chosen {
-            target: chosen,
+            target,
             base,
             items: all,
             layout,
@@ -787,6 +698,111 @@ fn choose_target(
                 .filter(|_| note.bytes().is_some())
                 .map(|o| o.shdr),
         }));
+    }
+}
+
+/// What the tail holds besides moved groups (a new `.dynstr`, `.dynamic`,
+/// interpreter, resolution-cache note), and the referrers that will point
+/// at them.
+fn tail_items(
+    view: &View<'_>,
+    strings: &Strings,
+    entries: &[Entry],
+    move_dynamic: bool,
+    note: &NoteEdit,
+) -> Result<(Vec<Item>, HashSet<Referrer>)> {
+    let mut items = Vec::new();
+    let mut repointed = HashSet::new();
+    if let Some(copy) = &strings.dynstr_copy {
+        items.push(item(ItemKind::Dynstr, copy.len() as u64, 1));
+        repointed.insert(Referrer::Tag(DT_STRTAB));
+        if let Some(s) = view.dynstr.as_ref().and_then(|t| t.shdr) {
+            repointed.insert(Referrer::Shdr(s));
+        }
+    }
+    if move_dynamic {
+        let d = view.dynamic.as_ref().ok_or(Unsupported::NoDynamic)?;
+        let size = (entries.len() as u64 + 1) * view.codec.dyn_size();
+        items.push(item(ItemKind::Dynamic, size, view.codec.word()));
+        repointed.extend(d.phdr.map(Referrer::Phdr));
+        repointed.extend(d.shdr.map(Referrer::Shdr));
+    }
+    if let Some(bytes) = &strings.new_interp {
+        let i = view.interp.as_ref().ok_or(Unsupported::NoInterpreter)?;
+        items.push(item(ItemKind::Interp, bytes.len() as u64, 1));
+        repointed.insert(Referrer::Phdr(i.phdr));
+        repointed.extend(i.shdr.map(Referrer::Shdr));
+    }
+    if let Some(bytes) = note.bytes() {
+        items.push(item(ItemKind::Note, bytes.len() as u64, 4));
+        if let NoteEdit::Replace(old, _) = note {
+            repointed.insert(Referrer::Shdr(old.shdr));
+            repointed.extend(note_headers(view, old).0.map(Referrer::Phdr));
+        }
+    }
+    Ok((items, repointed))
+}
+
+/// What the target must provide.
+struct Needs {
+    /// Program headers to add besides the tail's `PT_LOAD`.
+    extra: u64,
+    /// A `PT_NULL` entry already spoken for (it becomes `PT_GNU_STACK`).
+    taken_null: Option<usize>,
+    page: u64,
+}
+
+/// The target, where the tail starts, and the groups that move into it:
+/// our own earlier tail rebuilt, the last writable segment extended, a
+/// spare `PT_NULL` made a `PT_LOAD`, a grown table (groups behind it move),
+/// or a shifted shared library.
+fn pick_target(
+    view: &View<'_>,
+    layout: &Layout,
+    repointed: &HashSet<Referrer>,
+    want: &Needs,
+    note: &NoteEdit,
+) -> Result<(Target, u64, Vec<usize>)> {
+    let grow = want.extra > 0;
+    if let Some((t, inside)) = segments::own_tail(view, layout).filter(|_| !grow) {
+        let moved = inside
+            .into_iter()
+            .filter(|&g| !layout.is_dead(&layout.groups[g], repointed))
+            .collect();
+        return Ok((Target::Reuse(t), view.phdrs[t].p_offset, moved));
+    }
+    if let Some(l) = segments::extendable(view).filter(|_| !grow) {
+        return Ok((Target::Extend(l), view.file_len, Vec::new()));
+    }
+    let free_null = view
+        .phdrs
+        .iter()
+        .enumerate()
+        .position(|(i, p)| p.p_type == PT_NULL && Some(i) != want.taken_null)
+        .filter(|_| !grow);
+    if let Some(n) = free_null {
+        let target = Target::New {
+            replace_null: Some(n),
+        };
+        return Ok((target, view.file_len, Vec::new()));
+    }
+    let table_growth = (1 + want.extra) * view.codec.phdr_size();
+    match segments::room_after_phdrs(view, layout, table_growth, repointed) {
+        Ok(groups) => {
+            let base = view.file_len + section_prelude(view, note)?;
+            Ok((Target::New { replace_null: None }, base, groups))
+        }
+        Err(why) => {
+            let by = shift_size(view, want.page, want.extra).ok_or_else(|| {
+                Unsupported::NoRoomForProgramHeader(format!(
+                    "{why}; only a shared library's file may be shifted \
+                     to make room (the kernel wants an executable's \
+                     table in its first segment)"
+                ))
+            })?;
+            let base = view.file_len + by + section_prelude(view, note)?;
+            Ok((Target::Shift { by }, base, Vec::new()))
+        }
     }
 }
 

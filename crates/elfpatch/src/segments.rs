@@ -184,14 +184,34 @@ impl Layout {
     }
 }
 
-/// Collects the objects of `view` and groups them.
+/// Collects the objects of `view` and groups them: what the segments,
+/// the dynamic entries and the section headers point at.
 pub(crate) fn analyze(view: &View<'_>, tables: &Tables) -> Layout {
-    let mut objects: Vec<Object> = Vec::new();
-    let add = |objects: &mut Vec<Object>, o: Object| {
+    let mut objects = Objects::default();
+    objects.segments(view);
+    objects.dynamic_tables(view, tables);
+    objects.sections(view);
+    let objects = objects.0;
+    let groups = group(&objects);
+    Layout {
+        objects,
+        groups,
+        has_sections: !view.shdrs.is_empty(),
+    }
+}
+
+/// Objects as they are found; one at the same place as an earlier one
+/// merges into it.
+#[derive(Default)]
+struct Objects(Vec<Object>);
+
+impl Objects {
+    fn add(&mut self, o: Object) {
         if o.size == 0 {
             return;
         }
-        if let Some(same) = objects
+        if let Some(same) = self
+            .0
             .iter_mut()
             .find(|x| x.off == o.off && x.size == o.size)
         {
@@ -204,54 +224,55 @@ pub(crate) fn analyze(view: &View<'_>, tables: &Tables) -> Layout {
             }
             same.refs.extend(o.refs);
         } else {
-            objects.push(o);
+            self.0.push(o);
         }
-    };
+    }
 
-    for (i, p) in view.phdrs.iter().enumerate() {
-        let movable = match p.p_type {
-            PT_LOAD | PT_PHDR | PT_NULL | PT_GNU_STACK => continue,
-            PT_INTERP | PT_NOTE | PT_GNU_PROPERTY | PT_DYNAMIC => true,
-            _ => false,
-        };
-        if view.check_range(p.p_offset, p.p_filesz, "segment").is_err() {
-            // Not in the file: nothing of ours can be in its way.
-            continue;
-        }
-        add(
-            &mut objects,
-            Object {
+    /// What the program headers name (`PT_LOAD` and friends aside).
+    fn segments(&mut self, view: &View<'_>) {
+        for (i, p) in view.phdrs.iter().enumerate() {
+            let movable = match p.p_type {
+                PT_LOAD | PT_PHDR | PT_NULL | PT_GNU_STACK => continue,
+                PT_INTERP | PT_NOTE | PT_GNU_PROPERTY | PT_DYNAMIC => true,
+                _ => false,
+            };
+            if view.check_range(p.p_offset, p.p_filesz, "segment").is_err() {
+                // Not in the file: nothing of ours can be in its way.
+                continue;
+            }
+            self.add(Object {
                 off: p.p_offset,
                 size: p.p_filesz,
                 vaddr: Some(p.p_vaddr),
                 align: p.p_align.max(1),
                 movable,
                 refs: vec![Referrer::Phdr(i)],
-            },
-        );
+            });
+        }
     }
 
-    let movable_tables = [
-        (DT_SYMTAB, tables.symtab),
-        (DT_HASH, tables.hash),
-        (DT_GNU_HASH, tables.gnu_hash),
-        (DT_VERSYM, tables.versym),
-        (DT_VERNEED, tables.verneed),
-        (DT_VERDEF, tables.verdef),
-    ];
-    let word = view.codec.word();
-    for (tag, t) in movable_tables {
-        let Some(t) = t else { continue };
-        // Sections are gone in stripped files: assume the natural alignment,
-        // which tells padding from data in front of the table.
-        let align = match tag {
-            DT_VERSYM => 2,
-            DT_HASH => 4,
-            _ => word,
-        };
-        add(
-            &mut objects,
-            Object {
+    /// The tables the dynamic section points at, and anything else its
+    /// address entries name (pinned: we cannot tell what uses it).
+    fn dynamic_tables(&mut self, view: &View<'_>, tables: &Tables) {
+        let movable_tables = [
+            (DT_SYMTAB, tables.symtab),
+            (DT_HASH, tables.hash),
+            (DT_GNU_HASH, tables.gnu_hash),
+            (DT_VERSYM, tables.versym),
+            (DT_VERNEED, tables.verneed),
+            (DT_VERDEF, tables.verdef),
+        ];
+        let word = view.codec.word();
+        for (tag, t) in movable_tables {
+            let Some(t) = t else { continue };
+            // Sections are gone in stripped files: assume the natural alignment,
+            // which tells padding from data in front of the table.
+            let align = match tag {
+                DT_VERSYM => 2,
+                DT_HASH => 4,
+                _ => word,
+            };
+            self.add(Object {
                 off: t.offset,
                 // Unknown extent: pin the start so nothing moves over it.
                 size: t.size.unwrap_or(1),
@@ -259,99 +280,86 @@ pub(crate) fn analyze(view: &View<'_>, tables: &Tables) -> Layout {
                 align: if t.offset % align == 0 { align } else { 1 },
                 movable: t.size.is_some(),
                 refs: vec![Referrer::Tag(tag)],
-            },
-        );
-    }
-    if let Some(s) = &view.dynstr {
-        add(
-            &mut objects,
-            Object {
+            });
+        }
+        if let Some(s) = &view.dynstr {
+            self.add(Object {
                 off: s.offset,
                 size: s.bytes.len() as u64,
                 vaddr: Some(s.addr),
                 align: 1,
                 movable: true,
                 refs: vec![Referrer::Tag(DT_STRTAB)],
-            },
-        );
-    }
-    if let Some(d) = &view.dynamic {
-        for &(tag, val) in &d.entries {
-            if MOVABLE_TAGS.contains(&tag)
-                || VALUE_TAGS.contains(&tag)
-                || STRING_TAGS.contains(&tag)
-            {
-                continue;
-            }
-            if is_mips(view) && tag == DT_MIPS_RLD_MAP_REL {
-                continue;
-            }
-            let size = SIZED_TAGS
-                .iter()
-                .find(|(a, _)| *a == tag)
-                .and_then(|(_, s)| d.get(*s))
-                .filter(|&s| s > 0)
-                .unwrap_or(1);
-            let off = view
-                .addr_to_offset(val, size, "dynamic entry")
-                .or_else(|_| view.addr_to_offset(val, 1, "dynamic entry"));
-            if let Ok(off) = off {
-                add(
-                    &mut objects,
-                    Object {
+            });
+        }
+        if let Some(d) = &view.dynamic {
+            for &(tag, val) in &d.entries {
+                if MOVABLE_TAGS.contains(&tag)
+                    || VALUE_TAGS.contains(&tag)
+                    || STRING_TAGS.contains(&tag)
+                {
+                    continue;
+                }
+                if is_mips(view) && tag == DT_MIPS_RLD_MAP_REL {
+                    continue;
+                }
+                let size = SIZED_TAGS
+                    .iter()
+                    .find(|(a, _)| *a == tag)
+                    .and_then(|(_, s)| d.get(*s))
+                    .filter(|&s| s > 0)
+                    .unwrap_or(1);
+                let off = view
+                    .addr_to_offset(val, size, "dynamic entry")
+                    .or_else(|_| view.addr_to_offset(val, 1, "dynamic entry"));
+                if let Ok(off) = off {
+                    self.add(Object {
                         off,
                         size: size.min(view.file_len - off),
                         vaddr: Some(val),
                         align: 1,
                         movable: false,
                         refs: vec![Referrer::Tag(tag)],
-                    },
-                );
+                    });
+                }
             }
         }
     }
 
-    let interp_shdr = view.interp.as_ref().and_then(|i| i.shdr);
-    for (i, s) in view.shdrs.iter().enumerate() {
-        if i == 0 || s.sh_type == SHT_NULL || s.sh_type == SHT_NOBITS {
-            continue;
-        }
-        let alloc = s.sh_flags & u64::from(SHF_ALLOC) != 0;
-        // Notes are found through PT_NOTE; the dynamic tables only when the
-        // dynamic section (or PT_DYNAMIC) points at them — any other copy
-        // might be used through an address we cannot see.
-        let table = matches!(
-            s.sh_type,
-            SHT_DYNSYM
-                | SHT_GNU_HASH
-                | SHT_HASH
-                | SHT_GNU_VERSYM
-                | SHT_GNU_VERNEED
-                | SHT_GNU_VERDEF
-                | SHT_DYNAMIC
-                | SHT_STRTAB
-        );
-        let pointed_at = objects.iter().any(|o| o.off == s.sh_offset);
-        let movable =
-            alloc && (s.sh_type == SHT_NOTE || (table && pointed_at) || interp_shdr == Some(i));
-        add(
-            &mut objects,
-            Object {
+    /// What the section headers describe.
+    fn sections(&mut self, view: &View<'_>) {
+        let interp_shdr = view.interp.as_ref().and_then(|i| i.shdr);
+        for (i, s) in view.shdrs.iter().enumerate() {
+            if i == 0 || s.sh_type == SHT_NULL || s.sh_type == SHT_NOBITS {
+                continue;
+            }
+            let alloc = s.sh_flags & u64::from(SHF_ALLOC) != 0;
+            // Notes are found through PT_NOTE; the dynamic tables only when the
+            // dynamic section (or PT_DYNAMIC) points at them — any other copy
+            // might be used through an address we cannot see.
+            let table = matches!(
+                s.sh_type,
+                SHT_DYNSYM
+                    | SHT_GNU_HASH
+                    | SHT_HASH
+                    | SHT_GNU_VERSYM
+                    | SHT_GNU_VERNEED
+                    | SHT_GNU_VERDEF
+                    | SHT_DYNAMIC
+                    | SHT_STRTAB
+            );
+            let pointed_at = self.0.iter().any(|o| o.off == s.sh_offset);
+            let movable =
+                alloc && (s.sh_type == SHT_NOTE || (table && pointed_at) || interp_shdr == Some(i));
+            self.add(Object {
                 off: s.sh_offset,
                 size: s.sh_size,
                 vaddr: alloc.then_some(s.sh_addr),
                 align: s.sh_addralign.max(1),
                 movable,
                 refs: vec![Referrer::Shdr(i)],
-            },
-        );
-    }
-
-    let groups = group(&objects);
-    Layout {
-        objects,
-        groups,
-        has_sections: !view.shdrs.is_empty(),
+            });
+        }
     }
 }
 

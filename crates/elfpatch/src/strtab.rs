@@ -93,52 +93,14 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
 
     // 1. In place, over a slot only this want's users end in.
     if refs.complete {
-        for (i, w) in wants.iter().enumerate() {
-            for &o in &w.old {
-                let Some(n) = nul_at_or_after(table, o) else {
-                    continue;
-                };
-                if fixed_nuls.contains(&n) {
-                    continue;
-                }
-                let shared = wants.iter().enumerate().any(|(j, other)| {
-                    j != i
-                        && other
-                            .old
-                            .iter()
-                            .any(|&x| nul_at_or_after(table, x) == Some(n))
-                });
-                if shared {
-                    continue;
-                }
-                let start = w
-                    .old
-                    .iter()
-                    .filter(|&&x| nul_at_or_after(table, x) == Some(n))
-                    .min()
-                    .copied()
-                    .unwrap_or(o) as usize;
-                // Unreferenced NUL padding after the slot is free too (a
-                // shorter string written here earlier leaves some).
-                let mut end = n;
-                while end + 1 < table.len()
-                    && table[end + 1] == 0
-                    && !referenced.contains(&((end + 1) as u64))
-                {
-                    end += 1;
-                }
-                if w.value.len() <= end - start {
-                    let mut bytes = w.value.clone();
-                    bytes.push(0);
-                    if bytes.len() < n + 1 - start {
-                        bytes.resize(n + 1 - start, 0);
-                    }
-                    patches.push((start as u64, bytes));
-                    offsets[i] = Some(start as u64);
-                    break;
-                }
-            }
-        }
+        in_place(
+            table,
+            wants,
+            &fixed_nuls,
+            &referenced,
+            &mut offsets,
+            &mut patches,
+        );
     }
 
     // 2. Onto an identical string (or suffix) that nothing overwrites.
@@ -220,6 +182,64 @@ pub(crate) fn place(table: &[u8], refs: &Refs, wants: &[Want]) -> Placement {
         patches: Vec::new(),
         copy: Some(copy),
         abandoned,
+    }
+}
+
+/// Step 1 of [`place`]: each want over its own old slot, when only its
+/// users end at that NUL and the value fits (with free NUL padding after).
+fn in_place(
+    table: &[u8],
+    wants: &[Want],
+    fixed_nuls: &HashSet<usize>,
+    referenced: &HashSet<u64>,
+    offsets: &mut [Option<u64>],
+    patches: &mut Vec<(u64, Vec<u8>)>,
+) {
+    for (i, w) in wants.iter().enumerate() {
+        for &o in &w.old {
+            let Some(n) = nul_at_or_after(table, o) else {
+                continue;
+            };
+            if fixed_nuls.contains(&n) {
+                continue;
+            }
+            let shared = wants.iter().enumerate().any(|(j, other)| {
+                j != i
+                    && other
+                        .old
+                        .iter()
+                        .any(|&x| nul_at_or_after(table, x) == Some(n))
+            });
+            if shared {
+                continue;
+            }
+            let start = w
+                .old
+                .iter()
+                .filter(|&&x| nul_at_or_after(table, x) == Some(n))
+                .min()
+                .copied()
+                .unwrap_or(o) as usize;
+            // Unreferenced NUL padding after the slot is free too (a
+            // shorter string written here earlier leaves some).
+            let mut end = n;
+            while end + 1 < table.len()
+                && table[end + 1] == 0
+                && !referenced.contains(&((end + 1) as u64))
+            {
+                end += 1;
+            }
+            if w.value.len() <= end - start {
+                let mut bytes = w.value.clone();
+                bytes.push(0);
+                if bytes.len() < n + 1 - start {
+                    bytes.resize(n + 1 - start, 0);
+                }
+                patches.push((start as u64, bytes));
+                offsets[i] = Some(start as u64);
+                break;
+            }
+        }
     }
 }
 

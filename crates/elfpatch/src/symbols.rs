@@ -13,7 +13,7 @@ use goblin::elf::header::{EM_MIPS, EM_MIPS_RS3_LE};
 use goblin::elf::section_header::{SHT_DYNSYM, SHT_REL, SHT_RELA};
 
 use crate::error::{Malformed, Result, Unsupported};
-use crate::view::{Tables, View};
+use crate::view::{Table, Tables, View};
 
 /// The name of every dynamic symbol, by index.
 pub(crate) fn names<'v>(view: &'v View<'_>, tables: &Tables) -> Result<Vec<&'v [u8]>> {
@@ -123,59 +123,7 @@ pub(crate) fn rebuild(
     // .gnu.hash: hashed symbols in bucket order, then the table.
     let mut order: Vec<usize> = (0..n).collect();
     if let Some(g) = &tables.gnu_hash {
-        let head = view.read(g.offset, 16, "DT_GNU_HASH")?;
-        let word = |o| codec.u32(&head, o).map(u64::from).unwrap_or(0);
-        let (nbuckets, symoffset, maskwords, shift2) = (word(0), word(4), word(8), word(12));
-        if nbuckets == 0 || symoffset as usize > n {
-            return Err(Malformed::BadField {
-                field: "DT_GNU_HASH header",
-                value: nbuckets,
-            }
-            .into());
-        }
-        let first = symoffset as usize;
-        let hashes: Vec<u32> = names.iter().map(|s| gnu_hash(s)).collect();
-        let bucket = |i: usize| u64::from(hashes[i]) % nbuckets;
-        order[first..].sort_by_key(|&i| bucket(i));
-        // Bloom filter, buckets, chains.
-        let bits = if codec.is64 { 64 } else { 32 };
-        let mut bloom = vec![0u64; maskwords as usize];
-        let mut buckets = vec![0u32; nbuckets as usize];
-        let mut chains = vec![0u32; n - first];
-        for (k, &i) in order[first..].iter().enumerate() {
-            let h = u64::from(hashes[i]);
-            if maskwords > 0 {
-                let w = ((h / bits) % maskwords) as usize;
-                bloom[w] |= (1u64 << (h % bits)) | (1u64 << ((h >> shift2) % bits));
-            }
-            let b = bucket(i) as usize;
-            if buckets[b] == 0 {
-                buckets[b] = (first + k) as u32;
-            }
-            let last = order
-                .get(first + k + 1)
-                .is_none_or(|&j| bucket(j) != bucket(i));
-            chains[k] = if last { hashes[i] | 1 } else { hashes[i] & !1 };
-        }
-        let mut table = Vec::new();
-        let mut put = |v: u64, width: usize| {
-            let mut b = vec![0u8; width];
-            match width {
-                4 => codec.put_u32(&mut b, 0, v as u32),
-                _ => codec.put_uword(&mut b, 0, v),
-            }
-            table.extend(b);
-        };
-        for w in &bloom {
-            put(*w, codec.word() as usize);
-        }
-        for b in &buckets {
-            put(u64::from(*b), 4);
-        }
-        for c in &chains {
-            put(u64::from(*c), 4);
-        }
-        writes.push((g.offset + 16, table));
+        writes.push(gnu_hash_table(view, g, &names, &mut order)?);
     }
 
     // Symbols (and their versions) in the new order; relocations follow.
@@ -202,31 +150,102 @@ pub(crate) fn rebuild(
 
     // DT_HASH, from the final order.
     if let Some(h) = &tables.hash {
-        let es = view.hash_entry_size() as usize;
-        let head = view.read(h.offset, 2 * es as u64, "DT_HASH")?;
-        let nbucket = codec.uword_sized(&head, 0, es).unwrap_or(0) as usize;
-        let nchain = codec.uword_sized(&head, es, es).unwrap_or(0) as usize;
-        if nbucket == 0 {
-            return Err(Malformed::BadField {
-                field: "DT_HASH bucket count",
-                value: 0,
-            }
-            .into());
-        }
-        let mut buckets = vec![0u64; nbucket];
-        let mut chains = vec![0u64; nchain];
-        for (i, name) in names.iter().enumerate().take(nchain).skip(1) {
-            let b = elf_hash(name) as usize % nbucket;
-            chains[i] = buckets[b];
-            buckets[b] = i as u64;
-        }
-        let mut table = vec![0u8; (nbucket + nchain) * es];
-        for (k, v) in buckets.iter().chain(chains.iter()).enumerate() {
-            codec.put_sized(&mut table, k * es, *v, es);
-        }
-        writes.push((h.offset + 2 * es as u64, table));
+        writes.push(sysv_hash_table(view, h, &names)?);
     }
     Ok(writes)
+}
+
+/// A new `.gnu.hash` for `names` (bloom words, buckets, chains; the header
+/// kept), with the hashed symbols of `order` sorted into bucket order.
+fn gnu_hash_table(
+    view: &View<'_>,
+    g: &Table,
+    names: &[Vec<u8>],
+    order: &mut [usize],
+) -> Result<(u64, Vec<u8>)> {
+    let codec = view.codec;
+    let n = names.len();
+    let head = view.read(g.offset, 16, "DT_GNU_HASH")?;
+    let word = |o| codec.u32(&head, o).map(u64::from).unwrap_or(0);
+    let (nbuckets, symoffset, maskwords, shift2) = (word(0), word(4), word(8), word(12));
+    if nbuckets == 0 || symoffset as usize > n {
+        return Err(Malformed::BadField {
+            field: "DT_GNU_HASH header",
+            value: nbuckets,
+        }
+        .into());
+    }
+    let first = symoffset as usize;
+    let hashes: Vec<u32> = names.iter().map(|s| gnu_hash(s)).collect();
+    let bucket = |i: usize| u64::from(hashes[i]) % nbuckets;
+    order[first..].sort_by_key(|&i| bucket(i));
+    // Bloom filter, buckets, chains.
+    let bits = if codec.is64 { 64 } else { 32 };
+    let mut bloom = vec![0u64; maskwords as usize];
+    let mut buckets = vec![0u32; nbuckets as usize];
+    let mut chains = vec![0u32; n - first];
+    for (k, &i) in order[first..].iter().enumerate() {
+        let h = u64::from(hashes[i]);
+        if maskwords > 0 {
+            let w = ((h / bits) % maskwords) as usize;
+            bloom[w] |= (1u64 << (h % bits)) | (1u64 << ((h >> shift2) % bits));
+        }
+        let b = bucket(i) as usize;
+        if buckets[b] == 0 {
+            buckets[b] = (first + k) as u32;
+        }
+        let last = order
+            .get(first + k + 1)
+            .is_none_or(|&j| bucket(j) != bucket(i));
+        chains[k] = if last { hashes[i] | 1 } else { hashes[i] & !1 };
+    }
+    let mut table = Vec::new();
+    let mut put = |v: u64, width: usize| {
+        let mut b = vec![0u8; width];
+        match width {
+            4 => codec.put_u32(&mut b, 0, v as u32),
+            _ => codec.put_uword(&mut b, 0, v),
+        }
+        table.extend(b);
+    };
+    for w in &bloom {
+        put(*w, codec.word() as usize);
+    }
+    for b in &buckets {
+        put(u64::from(*b), 4);
+    }
+    for c in &chains {
+        put(u64::from(*c), 4);
+    }
+    Ok((g.offset + 16, table))
+}
+
+/// A new `DT_HASH` bucket and chain array for `names` (header kept).
+fn sysv_hash_table(view: &View<'_>, h: &Table, names: &[Vec<u8>]) -> Result<(u64, Vec<u8>)> {
+    let codec = view.codec;
+    let es = view.hash_entry_size() as usize;
+    let head = view.read(h.offset, 2 * es as u64, "DT_HASH")?;
+    let nbucket = codec.uword_sized(&head, 0, es).unwrap_or(0) as usize;
+    let nchain = codec.uword_sized(&head, es, es).unwrap_or(0) as usize;
+    if nbucket == 0 {
+        return Err(Malformed::BadField {
+            field: "DT_HASH bucket count",
+            value: 0,
+        }
+        .into());
+    }
+    let mut buckets = vec![0u64; nbucket];
+    let mut chains = vec![0u64; nchain];
+    for (i, name) in names.iter().enumerate().take(nchain).skip(1) {
+        let b = elf_hash(name) as usize % nbucket;
+        chains[i] = buckets[b];
+        buckets[b] = i as u64;
+    }
+    let mut table = vec![0u8; (nbucket + nchain) * es];
+    for (k, v) in buckets.iter().chain(chains.iter()).enumerate() {
+        codec.put_sized(&mut table, k * es, *v, es);
+    }
+    Ok((h.offset + 2 * es as u64, table))
 }
 
 /// Relocations against `.dynsym` (every `SHT_REL`/`SHT_RELA` section linked

@@ -657,10 +657,32 @@ impl<'a> View<'a> {
             entries,
         };
 
+        let dynstr = self.parse_dynstr(&dynamic)?;
+        if let Some(t) = &dynstr {
+            for &(tag, val) in &dynamic.entries {
+                if STRING_TAGS.contains(&tag) && val >= t.bytes.len() as u64 {
+                    return Err(Malformed::StringOutOfBounds {
+                        what: tag_name(tag),
+                        offset: val,
+                        size: t.bytes.len() as u64,
+                    }
+                    .into());
+                }
+            }
+        }
+        self.dynamic = Some(dynamic);
+        self.dynstr = dynstr;
+        Ok(())
+    }
+
+    /// `.dynstr`, where `DT_STRTAB`/`DT_STRSZ` say, checked against its
+    /// section header; `None` when the file has no string table and no
+    /// entry needs one.
+    fn parse_dynstr(&self, dynamic: &Dynamic) -> Result<Option<Strtab>> {
         let strtab = dynamic.get(DT_STRTAB);
         let strsz = dynamic.get(DT_STRSZ);
         let first_string = dynamic.entries.iter().find(|e| STRING_TAGS.contains(&e.0));
-        let dynstr = match (strtab, strsz) {
+        Ok(match (strtab, strsz) {
             (Some(addr), Some(size)) => {
                 let offset = self.addr_to_offset(addr, size, "DT_STRTAB")?;
                 self.check_disjoint_from_headers(offset, size, "DT_STRTAB")?;
@@ -674,7 +696,8 @@ impl<'a> View<'a> {
                 }
                 // `.dynamic`'s sh_link names `.dynstr`; both must agree with
                 // what the loader uses.
-                let shdr = shdr
+                let shdr = dynamic
+                    .shdr
                     .map(|d| self.shdrs[d].sh_link as usize)
                     .filter(|&l| self.shdrs.get(l).is_some_and(|s| s.sh_type == SHT_STRTAB))
                     .or_else(|| {
@@ -712,22 +735,7 @@ impl<'a> View<'a> {
                 }
                 None
             }
-        };
-        if let Some(t) = &dynstr {
-            for &(tag, val) in &dynamic.entries {
-                if STRING_TAGS.contains(&tag) && val >= t.bytes.len() as u64 {
-                    return Err(Malformed::StringOutOfBounds {
-                        what: tag_name(tag),
-                        offset: val,
-                        size: t.bytes.len() as u64,
-                    }
-                    .into());
-                }
-            }
-        }
-        self.dynamic = Some(dynamic);
-        self.dynstr = dynstr;
-        Ok(())
+        })
     }
 
     /// The string a dynamic entry's value points at.
