@@ -5,11 +5,7 @@ use std::io::Write;
 use redist::{Error, InstallOptions, Layout, Mode, Origin, Rules};
 
 use crate::table::size;
-use crate::{FeaturesArgs, FetchArgs, InstallArgs, LayoutArg, ListArgs, NixExprArgs};
-
-fn rules(path: &Option<std::path::PathBuf>) -> Result<Rules, Error> {
-    Rules::load(path.as_deref())
-}
+use crate::{FeaturesArgs, FetchArgs, InstallArgs, ListArgs, NixExprArgs};
 
 fn print_json(v: &impl serde::Serialize) {
     let mut out = std::io::stdout().lock();
@@ -110,11 +106,8 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
     let only = redist::glob_set(&args.only, "--only")?;
     let opts = InstallOptions {
         prefix: args.prefix.clone(),
-        layout: match args.layout {
-            LayoutArg::Merged => Mode::Merged,
-            LayoutArg::Split => Mode::Split,
-        },
-        rules: rules(&args.rules)?,
+        layout: args.layout.into(),
+        rules: Rules::load(args.rules.as_deref())?,
         only,
         jobs: args.jobs.unwrap_or_else(redist::default_threads),
         decoder_threads: redist::default_threads() as u32,
@@ -168,7 +161,7 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     let (source, selected) = args
         .source
         .select(&args.components, args.components.is_empty())?;
-    let layout = Layout::new(&rules(&args.rules)?, Mode::Split, "rules")?;
+    let layout = Layout::new(&Rules::load(args.rules.as_deref())?, Mode::Split)?;
     let reporter = crate::progress::Components::reading(args.quiet);
     let outputs = source.outputs(&selected, &layout, &reporter)?;
     let mut out = serde_json::Map::new();
@@ -233,7 +226,7 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
     let (source, selected) = args
         .source
         .select(&args.components, args.components.is_empty())?;
-    let layout = Layout::new(&Rules::builtin(), Mode::Split, "rules")?;
+    let layout = Layout::new(&Rules::builtin(), Mode::Split)?;
     let reporter = crate::progress::Components::reading(args.quiet);
     let outputs = source.outputs(&selected, &layout, &reporter)?;
     let mut components = Vec::new();

@@ -457,6 +457,15 @@ enum LayoutArg {
     Merged,
 }
 
+impl From<LayoutArg> for redist::Mode {
+    fn from(l: LayoutArg) -> redist::Mode {
+        match l {
+            LayoutArg::Split => redist::Mode::Split,
+            LayoutArg::Merged => redist::Mode::Merged,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Invoked through a `patchelf` symlink: be patchelf.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -543,15 +552,8 @@ fn clean_up_on_signals() {
 }
 
 fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
-    let mode = match args.layout {
-        LayoutArg::Split => redist::Mode::Split,
-        LayoutArg::Merged => redist::Mode::Merged,
-    };
-    let origin = args
-        .rules
-        .as_ref()
-        .map_or_else(|| "built-in".to_owned(), |p| p.display().to_string());
-    let layout = redist::Layout::new(&redist::Rules::load(args.rules.as_deref())?, mode, &origin)?;
+    let mode = args.layout.into();
+    let layout = redist::Layout::new(&redist::Rules::load(args.rules.as_deref())?, mode)?;
     let mut opts = redist::UnpackOptions {
         layout,
         autopatch: args.patch.options()?,

@@ -153,7 +153,7 @@ pub fn install(
     let staging = Staging::copy_of(&prefix)?;
     let tmp = staging.path().join(".redist/tmp");
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    let layout = Layout::new(&opts.rules, opts.layout, "rules")?;
+    let layout = Layout::new(&opts.rules, opts.layout)?;
 
     let mut unpacked = unpack_all(source, &todo, opts, &layout, &prefix, &tmp, reporter)?;
     if let Some(only) = &opts.only {
@@ -219,7 +219,7 @@ fn check_layout(prefix: &Path, state: &State, layout: Mode) -> Result<()> {
                 what: prefix.display().to_string(),
                 message: format!(
                     "the prefix was installed with --layout {}; use the same layout",
-                    mode_name(existing)
+                    existing.name()
                 ),
             });
         }
@@ -459,13 +459,6 @@ fn split_profiles(
         }
     }
     Ok(done)
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Merged => "merged",
-        Mode::Split => "split",
-    }
 }
 
 fn already(s: &Selected, state: &State) -> ComponentReport {

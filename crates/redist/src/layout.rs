@@ -28,6 +28,10 @@ pub struct Rules {
     pub output: Vec<OutputRule>,
     /// The output for paths no rule matches.
     pub default: String,
+    /// Where the rules came from (a file's path, or `built-in`), for
+    /// messages about them.
+    #[serde(skip)]
+    pub origin: String,
 }
 
 /// A regex rewrite of entry paths.
@@ -79,20 +83,24 @@ impl Rules {
             message: e.to_string(),
         })?;
         if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| Error::Rules {
-                origin,
+            let mut rules: Rules = serde_json::from_str(&text).map_err(|e| Error::Rules {
+                origin: origin.clone(),
                 message: e.to_string(),
-            })
+            })?;
+            rules.origin = origin;
+            Ok(rules)
         } else {
             Rules::parse_toml(&text, &origin)
         }
     }
 
     fn parse_toml(text: &str, origin: &str) -> Result<Rules> {
-        toml::from_str(text).map_err(|e| Error::Rules {
+        let mut rules: Rules = toml::from_str(text).map_err(|e| Error::Rules {
             origin: origin.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        rules.origin = origin.to_owned();
+        Ok(rules)
     }
 }
 
@@ -105,6 +113,16 @@ pub enum Mode {
     Split,
     /// `DIR/<path>`: what the `.run` installer would have produced.
     Merged,
+}
+
+impl Mode {
+    /// The name `--layout` and the reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Merged => "merged",
+            Mode::Split => "split",
+        }
+    }
 }
 
 /// Compiled rules, ready to route paths.
@@ -127,9 +145,9 @@ pub struct Route<'a> {
 
 impl Layout {
     /// Compile `rules`, checking every regex, glob and output name.
-    pub fn new(rules: &Rules, mode: Mode, origin: &str) -> Result<Layout> {
+    pub fn new(rules: &Rules, mode: Mode) -> Result<Layout> {
         let bad = |message: String| Error::Rules {
-            origin: origin.to_owned(),
+            origin: rules.origin.clone(),
             message,
         };
         let mut renames = Vec::new();
@@ -165,7 +183,7 @@ impl Layout {
 
     /// The built-in rules in the given mode.
     pub fn builtin(mode: Mode) -> Layout {
-        Layout::new(&Rules::builtin(), mode, "built-in").expect("the built-in rules compile")
+        Layout::new(&Rules::builtin(), mode).expect("the built-in rules compile")
     }
 
     /// Split or merged.
@@ -331,8 +349,9 @@ mod tests {
                 globs: vec![],
             }],
             default: "out".into(),
+            origin: "r.toml".into(),
         };
-        let e = Layout::new(&rules, Mode::Split, "r.toml").unwrap_err();
+        let e = Layout::new(&rules, Mode::Split).unwrap_err();
         assert!(e.to_string().contains("output name `../x`"), "{e}");
         let rules = Rules {
             rename: vec![RenameRule {
@@ -341,8 +360,9 @@ mod tests {
             }],
             output: vec![],
             default: "out".into(),
+            origin: "r.toml".into(),
         };
-        let e = Layout::new(&rules, Mode::Split, "r.toml").unwrap_err();
+        let e = Layout::new(&rules, Mode::Split).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("invalid layout rules r.toml: rename pattern `(`"),

@@ -200,7 +200,10 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let out = absolute(out)?;
+    let out = std::path::absolute(out).map_err(|source| Error::Write {
+        path: out.to_owned(),
+        source,
+    })?;
     if let Ok(mut entries) = std::fs::read_dir(&out) {
         if entries.next().is_some() {
             return Err(Error::OutputExists(out));
@@ -491,17 +494,6 @@ fn autopatch_inputs(
         })
         .collect();
     (candidates, files)
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        return Ok(p.to_owned());
-    }
-    let cwd = std::env::current_dir().map_err(|source| Error::Write {
-        path: p.to_owned(),
-        source,
-    })?;
-    Ok(cwd.join(p))
 }
 
 /// The outputs an archive would produce under `layout`, from its tar

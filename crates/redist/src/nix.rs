@@ -241,7 +241,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         });
     }
     let base = Rules::load(b.rules.as_deref())?;
-    let layout = Layout::new(&rules_for(&base, &declared), Mode::Split, "rules")?;
+    let layout = Layout::new(&rules_for(&base, &declared), Mode::Split)?;
     let layout_names: Vec<String> = layout.output_names().map(str::to_owned).collect();
     let roots: BTreeMap<String, PathBuf> = b.outputs.iter().cloned().collect();
     let tree = b.build_top.join("redist-tree");
@@ -708,7 +708,7 @@ mod tests {
     fn undeclared_outputs_go_to_out() {
         let declared: BTreeSet<String> = ["out", "lib"].iter().map(|s| s.to_string()).collect();
         let r = rules_for(&Rules::builtin(), &declared);
-        let l = Layout::new(&r, Mode::Split, "t").unwrap();
+        let l = Layout::new(&r, Mode::Split).unwrap();
         assert_eq!(l.route("lib/libx.so").output, "lib");
         assert_eq!(l.route("lib/libx.a").output, "out");
         assert_eq!(l.route("include/x.h").output, "out");
