@@ -81,7 +81,7 @@ use goblin::elf::header::{ET_CORE, ET_DYN, ET_EXEC, ET_REL};
 
 pub use error::{Error, ErrorKind, Malformed, Unsupported};
 pub use plan::{default_page_size, Edits, Plan, RunpathEdit};
-pub use view::{FileSource, Source, View};
+pub use view::{ByteSource, FileBytes, View};
 
 /// The four bytes every ELF file starts with.
 pub const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
@@ -250,7 +250,7 @@ const MEMORY: &str = "<memory>";
 pub fn read(path: &Path) -> Result<Info, Error> {
     let at = |k: ErrorKind| Error::new(path, k);
     let file = File::open(path).map_err(|e| at(e.into()))?;
-    let src = FileSource::new(file).map_err(|e| at(e.into()))?;
+    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
     let view = View::parse(&src).map_err(at)?;
     Ok(Info::from_view(&view))
 }
@@ -287,7 +287,7 @@ pub fn probe_machine(path: &Path) -> Option<u16> {
 pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
     let at = |k: ErrorKind| Error::new(path, k);
     let file = File::open(path).map_err(|e| at(e.into()))?;
-    let src = FileSource::new(file).map_err(|e| at(e.into()))?;
+    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
     let view = View::parse(&src).map_err(at)?;
     let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
     let outcome = Outcome::of(&plan);

@@ -6,7 +6,7 @@
 //! parse as a 100 KB one. Every offset and size is checked against the file;
 //! malformed input is a [`Malformed`] error, never a panic.
 //!
-//! Reads go through a [`Source`], implemented for byte slices (tests,
+//! Reads go through a [`ByteSource`], implemented for byte slices (tests,
 //! fuzzing) and for files (positioned reads of the needed ranges only).
 
 use std::fs::File;
@@ -40,7 +40,7 @@ pub(crate) const STRING_TAGS: &[u64] = &[
 ];
 
 /// Something ELF bytes can be read from at arbitrary offsets.
-pub trait Source {
+pub trait ByteSource {
     /// The total size in bytes.
     fn size(&self) -> u64;
     /// Fills `buf` with the bytes at `offset`; the range is within `size()`.
@@ -48,7 +48,7 @@ pub trait Source {
 }
 
 /// In-memory images: `&[u8]`, `Vec<u8>`, …
-impl<T: AsRef<[u8]>> Source for T {
+impl<T: AsRef<[u8]>> ByteSource for T {
     fn size(&self) -> u64 {
         self.as_ref().len() as u64
     }
@@ -66,16 +66,16 @@ impl<T: AsRef<[u8]>> Source for T {
 
 /// A file read with positioned reads (`pread`), never as a whole.
 #[derive(Debug)]
-pub struct FileSource {
+pub struct FileBytes {
     file: File,
     len: u64,
 }
 
-impl FileSource {
+impl FileBytes {
     /// Wraps an open file, remembering its current length.
     pub fn new(file: File) -> io::Result<Self> {
         let len = file.metadata()?.len();
-        Ok(FileSource { file, len })
+        Ok(FileBytes { file, len })
     }
 
     /// The underlying file.
@@ -84,7 +84,7 @@ impl FileSource {
     }
 }
 
-impl Source for FileSource {
+impl ByteSource for FileBytes {
     fn size(&self) -> u64 {
         self.len
     }
@@ -159,7 +159,7 @@ impl Strtab {
 /// A parsed, read-only ELF file: headers, `PT_INTERP`, dynamic section and
 /// dynamic string table.
 pub struct View<'a> {
-    src: &'a dyn Source,
+    src: &'a dyn ByteSource,
     pub(crate) codec: Codec,
     pub(crate) file_len: u64,
     pub(crate) header: Header,
@@ -187,7 +187,7 @@ impl std::fmt::Debug for View<'_> {
 
 impl<'a> View<'a> {
     /// Parses the headers, `PT_INTERP`, the dynamic section and `.dynstr`.
-    pub fn parse(src: &'a dyn Source) -> Result<View<'a>> {
+    pub fn parse(src: &'a dyn ByteSource) -> Result<View<'a>> {
         let file_len = src.size();
         let head_len = file_len.min(64) as usize;
         let mut head = vec![0; head_len];

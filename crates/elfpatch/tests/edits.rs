@@ -758,11 +758,11 @@ fn section_size(file: &Path, name: &str) -> u64 {
 
 /// Counts the bytes read through it.
 struct Counting {
-    file: elfpatch::FileSource,
+    file: elfpatch::FileBytes,
     read: std::cell::Cell<u64>,
 }
 
-impl elfpatch::Source for Counting {
+impl elfpatch::ByteSource for Counting {
     fn size(&self) -> u64 {
         self.file.size()
     }
@@ -796,7 +796,7 @@ fn patching_a_huge_library_reads_and_writes_only_metadata() {
         ..Default::default()
     };
     let src = Counting {
-        file: elfpatch::FileSource::new(fs::File::open(&lib).unwrap()).unwrap(),
+        file: elfpatch::FileBytes::new(fs::File::open(&lib).unwrap()).unwrap(),
         read: Default::default(),
     };
     let view = elfpatch::View::parse(&src).unwrap();
