@@ -328,15 +328,15 @@ enum Target {
 
 /// Plans `edits` for the file `view` describes, in named phases:
 ///
-/// 1. [`dynamic_entries`]: the new dynamic entries;
-/// 2. [`Strings::place`]: where new strings go, symbol renames, what the
+/// 1. `dynamic_entries`: the new dynamic entries;
+/// 2. `Strings::place`: where new strings go, symbol renames, what the
 ///    edits abandon;
-/// 3. [`Strings::interpreter`]: the interpreter, in place or moved;
-/// 4. [`choose_target`]: where the tail goes and what moves into it;
-/// 5. [`Draft::place_tail`], [`Draft::repoint`], [`Draft::add_segment`],
-///    [`Draft::follow_symbols`]: the tail laid out, every referrer of what
+/// 3. `Strings::interpreter`: the interpreter, in place or moved;
+/// 4. `choose_target`: where the tail goes and what moves into it;
+/// 5. `Draft::place_tail`, `Draft::repoint`, `Draft::add_segment`,
+///    `Draft::follow_symbols`: the tail laid out, every referrer of what
 ///    moved rewritten, the segment that maps it, symbols that follow;
-/// 6. [`Draft::mips_fixups`] and [`Draft::serialise`]: the writes.
+/// 6. `Draft::mips_fixups` and `Draft::serialise`: the writes.
 pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
     validate(edits)?;
     let page = match edits.page_size {
