@@ -199,6 +199,17 @@ pub fn unpack(
     opts: &UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<Report> {
+    unpack_tree(input, out, opts, progress).map(|(report, _)| report)
+}
+
+/// [`unpack`], with the tree it wrote (every entry, its output and kind),
+/// for the pipelines that continue from it without walking the disk.
+pub(crate) fn unpack_tree(
+    input: Input,
+    out: &Path,
+    opts: &UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<(Report, unpack::Tree)> {
     let started = Instant::now();
     let out = std::path::absolute(out).map_err(|source| Error::Write {
         path: out.to_owned(),
@@ -225,7 +236,7 @@ fn run(
     opts: &UnpackOptions,
     progress: &dyn Progress,
     started: Instant,
-) -> Result<Report> {
+) -> Result<(Report, unpack::Tree)> {
     // Dependencies are checked before anything is decoded or written.
     let mut toolkit_deps = toolkit::TreeDirs::default();
     for d in &opts.toolkit_deps {
@@ -287,7 +298,7 @@ fn run(
     let (outputs, elf_files) = outputs_and_elf_files(&tree, &opts.layout);
     let dstats = written.decode;
     let write_time = tree.busy.saturating_sub(written.waited);
-    Ok(Report {
+    let report = Report {
         archive: label.to_owned(),
         format: written.format,
         layout: opts.layout.mode(),
@@ -296,7 +307,7 @@ fn run(
             unpack::Root::Stripped(r) => Some(r.clone()),
             _ => None,
         },
-        top_level: tree.top_level,
+        top_level: tree.top_level.clone(),
         outputs,
         elf_files,
         fixups,
@@ -316,7 +327,8 @@ fn run(
             ),
             total: Stage::new(started.elapsed(), dstats.bytes_out),
         },
-    })
+    };
+    Ok((report, tree))
 }
 
 /// What decoding and writing the archive gave.

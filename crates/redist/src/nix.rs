@@ -273,7 +273,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         toolkit_deps: toolkit_deps(&b.toolkit_deps, &layout_names)?,
         keep_nvcc_profile: false,
     };
-    let report = crate::unpack(Input::Path(b.src.clone()), &tree, &opts, progress)?;
+    let (report, written) = crate::unpack_tree(Input::Path(b.src.clone()), &tree, &opts, progress)?;
 
     let empty: Vec<&str> = declared
         .iter()
@@ -301,10 +301,10 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             ),
         });
     }
+    absolute_cross_output_links(&written, &tree, &roots)?;
     for (name, dest) in &b.outputs {
         let staged = tree.join(name);
         if staged.exists() {
-            absolute_cross_output_links(&staged, name, &tree, &roots)?;
             move_tree(&staged, dest)?;
         } else {
             fs::create_dir_all(dest).map_err(|source| Error::Write {
@@ -357,66 +357,38 @@ fn toolkit_deps(paths: &[PathBuf], outputs: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 /// Relative symlinks that cross outputs break once outputs are separate
-/// store paths: point them at the other output's absolute path.
+/// store paths: point them at the other output's absolute path. The
+/// symlinks are those the unpacker wrote (`written`, rooted at `tree`).
 fn absolute_cross_output_links(
-    dir: &Path,
-    output: &str,
+    written: &crate::unpack::Tree,
     tree: &Path,
     roots: &BTreeMap<String, PathBuf>,
 ) -> Result<()> {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).map_err(|source| Error::Write {
-            path: d.clone(),
+    for (dest, node) in &written.nodes {
+        let crate::unpack::NodeKind::Symlink { written: target, .. } = &node.kind else {
+            continue;
+        };
+        let (own, _) = dest.split_once('/').unwrap_or((dest, ""));
+        // Unpacking refused links that climb out of the tree.
+        let Some(joined) = crate::unpack::join_lexically(crate::unpack::parent(dest), target)
+        else {
+            continue;
+        };
+        let (first, rest) = joined.split_once('/').unwrap_or((&joined, ""));
+        let Some(root) = roots.get(first).filter(|_| first != own) else {
+            continue;
+        };
+        let abs = rest
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .fold(root.clone(), |acc, c| acc.join(c));
+        let link = tree.join(dest);
+        let write_error = |source| Error::Write {
+            path: link.clone(),
             source,
-        })? {
-            let e = e.map_err(|source| Error::Write {
-                path: d.clone(),
-                source,
-            })?;
-            let p = e.path();
-            let t = e.file_type().map_err(|source| Error::Write {
-                path: p.clone(),
-                source,
-            })?;
-            if t.is_dir() {
-                stack.push(p);
-            } else if t.is_symlink() {
-                let target = fs::read_link(&p).map_err(|source| Error::Write {
-                    path: p.clone(),
-                    source,
-                })?;
-                if target.is_absolute() {
-                    continue;
-                }
-                let rel_dir = d
-                    .strip_prefix(tree)
-                    .unwrap_or(&d)
-                    .to_string_lossy()
-                    .into_owned();
-                // Unpacking refused links that climb out of the tree.
-                let Some(joined) =
-                    crate::unpack::join_lexically(&rel_dir, &target.to_string_lossy())
-                else {
-                    continue;
-                };
-                let parts: Vec<&str> = joined.split('/').collect();
-                let first = parts.first().copied().unwrap_or_default();
-                if first != output {
-                    if let Some(root) = roots.get(first) {
-                        let abs = parts[1..].iter().fold(root.clone(), |acc, c| acc.join(c));
-                        fs::remove_file(&p).map_err(|source| Error::Write {
-                            path: p.clone(),
-                            source,
-                        })?;
-                        std::os::unix::fs::symlink(&abs, &p).map_err(|source| Error::Write {
-                            path: p.clone(),
-                            source,
-                        })?;
-                    }
-                }
-            }
-        }
+        };
+        fs::remove_file(&link).map_err(write_error)?;
+        std::os::unix::fs::symlink(&abs, &link).map_err(write_error)?;
     }
     Ok(())
 }

@@ -155,3 +155,52 @@ fn listing_outputs_refuses_what_unpacking_refuses() {
         }
     }
 }
+
+#[test]
+fn the_nix_builder_makes_links_between_outputs_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = redist_archive(
+        "x",
+        "1.0",
+        vec![
+            Item::file("lib/libdemo.so.1", "not ELF"),
+            Item::link("bin/libdemo.so", "../lib/libdemo.so.1"),
+            Item::link("lib/libdemo.so", "libdemo.so.1"),
+            Item::link("include/lib", "../lib"),
+        ],
+    );
+    let src = dir.path().join("x.tar.xz");
+    std::fs::write(&src, a.archive(Compression::Xz)).unwrap();
+    let store = dir.path().join("store");
+    let top = dir.path().join("build");
+    std::fs::create_dir_all(&top).unwrap();
+    let path = |o: &str| store.join(format!("h-x-{o}"));
+    let vars: Vec<(String, String)> = vec![
+        ("src".into(), src.display().to_string()),
+        ("outputs".into(), "out bin lib include".into()),
+        ("out".into(), path("out").display().to_string()),
+        ("bin".into(), path("bin").display().to_string()),
+        ("lib".into(), path("lib").display().to_string()),
+        ("include".into(), path("include").display().to_string()),
+        ("NIX_BUILD_TOP".into(), top.display().to_string()),
+    ];
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let b = redist::nix::Builder::from_vars(&get).unwrap();
+    redist::nix::build(&b, &redist::NoProgress).unwrap();
+    let link = |p: std::path::PathBuf| std::fs::read_link(p).unwrap();
+    // Across outputs: absolute, into the other store path.
+    assert_eq!(
+        link(path("bin").join("bin/libdemo.so")),
+        path("lib").join("lib/libdemo.so.1")
+    );
+    assert_eq!(link(path("include").join("include/lib")), path("lib").join("lib"));
+    // Within one output: left relative.
+    assert_eq!(
+        link(path("lib").join("lib/libdemo.so")),
+        std::path::PathBuf::from("libdemo.so.1")
+    );
+    assert_eq!(
+        std::fs::read_to_string(path("bin").join("bin/libdemo.so")).unwrap(),
+        "not ELF"
+    );
+}
