@@ -704,22 +704,21 @@ fn system_libc_dir(machine: u16) -> Option<PathBuf> {
 }
 
 /// `--only`: keep the paths matching `only` and everything they need —
-/// symlink targets, and the libraries (DT_NEEDED, `.note.dlopen`) other
+/// symlink targets, and the libraries (`DT_NEEDED`, `.note.dlopen`) other
 /// kept files load, found by name in any of the components — and remove
-/// the rest from the unpacked trees in `tmp/<component>/`.
+/// the rest, from `tmp/<component>/` and from the component's tree.
 pub(crate) fn prune(
     tmp: &Path,
-    components: &[&str],
+    trees: &mut [(&str, &mut crate::unpack::Tree)],
     only: &globset::GlobSet,
     layout: crate::layout::Mode,
 ) {
-    use std::collections::{HashMap, HashSet};
-    let mut all: Vec<(String, String)> = Vec::new();
-    for c in components {
-        let mut files = Vec::new();
-        crate::publish::list_files(&tmp.join(c), &tmp.join(c), &mut files);
-        all.extend(files.into_iter().map(|f| (c.to_string(), f)));
-    }
+    use crate::unpack::NodeKind;
+    use std::collections::HashSet;
+    let all: Vec<(String, String)> = trees
+        .iter()
+        .flat_map(|(c, t)| t.nodes.keys().map(move |f| (c.to_string(), f.clone())))
+        .collect();
     // Globs speak of paths inside an output (`bin/ptxas`), whatever the layout.
     let inner = |rel: &str| -> String {
         match layout {
@@ -737,6 +736,12 @@ pub(crate) fn prune(
                 .push((c.clone(), f.clone()));
         }
     }
+    let node = |c: &str, f: &str| {
+        trees
+            .iter()
+            .find(|(k, _)| *k == c)
+            .and_then(|(_, t)| t.nodes.get(f))
+    };
     let mut keep: HashSet<(String, String)> = all
         .iter()
         .filter(|(_, f)| only.is_match(inner(f)))
@@ -744,19 +749,21 @@ pub(crate) fn prune(
         .collect();
     let mut queue: Vec<(String, String)> = keep.iter().cloned().collect();
     while let Some((c, f)) = queue.pop() {
-        let root = tmp.join(&c);
-        let abs = root.join(&f);
         let mut found: Vec<(String, String)> = Vec::new();
-        if fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink()) {
-            if let (Ok(t), Ok(r)) = (fs::canonicalize(&abs), fs::canonicalize(&root)) {
-                if let Ok(rel) = t.strip_prefix(&r) {
-                    found.push((c.clone(), rel.to_string_lossy().into_owned()));
+        match node(&c, &f).map(|n| (&n.kind, n.elf)) {
+            Some((NodeKind::Symlink { written, .. }, _)) => {
+                if let Some(t) = crate::unpack::join_lexically(parent(&f), written) {
+                    found.push((c.clone(), t));
                 }
             }
-        } else if let Ok(info) = elfpatch::read(&abs) {
-            for name in info.needed.iter().chain(info.dlopen.iter().flatten()) {
-                found.extend(by_name.get(name).into_iter().flatten().cloned());
+            Some((_, true)) => {
+                if let Ok(info) = elfpatch::read(&tmp.join(&c).join(&f)) {
+                    for name in info.needed.iter().chain(info.dlopen.iter().flatten()) {
+                        found.extend(by_name.get(name).into_iter().flatten().cloned());
+                    }
+                }
             }
+            _ => {}
         }
         for f in found {
             if keep.insert(f.clone()) {
@@ -764,40 +771,31 @@ pub(crate) fn prune(
             }
         }
     }
-    for (c, f) in &all {
-        if !keep.contains(&(c.clone(), f.clone())) {
-            let _ = fs::remove_file(tmp.join(c).join(f));
-        }
+    for (c, tree) in trees.iter_mut() {
+        tree.nodes.retain(|f, _| {
+            let kept = keep.contains(&(c.to_string(), f.clone()));
+            if !kept {
+                let _ = fs::remove_file(tmp.join(*c).join(f));
+            }
+            kept
+        });
     }
 }
 
 impl TreeFile {
-    /// Every file and symlink under `root` (redist's own `.redist/` aside),
-    /// symlinks with the file they resolve to.
-    pub(crate) fn scan(root: &Path) -> Vec<TreeFile> {
-        let mut files = Vec::new();
-        crate::publish::list_files(root, root, &mut files);
-        let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
-        files
-            .into_iter()
-            .filter(|f| !f.starts_with(".redist/"))
-            .map(|path| {
-                let abs = root.join(&path);
-                let target = fs::symlink_metadata(&abs)
-                    .ok()
-                    .filter(|m| m.file_type().is_symlink())
-                    .and_then(|_| {
-                        let t = fs::canonicalize(&abs).ok()?;
-                        Some(
-                            t.strip_prefix(&canonical_root)
-                                .ok()?
-                                .to_string_lossy()
-                                .into_owned(),
-                        )
-                    });
-                TreeFile { path, target }
+    /// `files` of the tree at `root` (paths redist recorded), symlinks with
+    /// the path they point at, resolved lexically.
+    pub(crate) fn of<'f>(root: &Path, files: impl Iterator<Item = &'f String>) -> Vec<TreeFile> {
+        let mut out: Vec<TreeFile> = files
+            .map(|path| TreeFile {
+                target: fs::read_link(root.join(path)).ok().and_then(|t| {
+                    crate::unpack::join_lexically(parent(path), &t.to_string_lossy())
+                }),
+                path: path.clone(),
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
     }
 }
 

@@ -31,6 +31,7 @@ use crate::manifest::Selected;
 use crate::publish::Staging;
 use crate::report::{Report, Reporter};
 use crate::source::{Origin, Repository};
+use crate::unpack::Tree;
 use crate::UnpackOptions;
 
 /// How to install.
@@ -116,7 +117,17 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
 }
 
 /// One component's unpack result, by its index in the work list.
-type Unpacked = (usize, Result<(Report, Origin)>);
+type Unpacked = (usize, Result<((Report, Tree), Origin)>);
+
+/// A component unpacked into `tmp/<component>`: its report, where its
+/// bytes came from, and the tree the unpacker wrote (what every later
+/// phase reads instead of the disk).
+struct Component<'s> {
+    sel: &'s Selected,
+    report: Report,
+    origin: Origin,
+    tree: Tree,
+}
 
 /// Install `selected` from `source` into `opts.prefix`.
 pub fn install(
@@ -157,14 +168,14 @@ pub fn install(
 
     let mut unpacked = unpack_all(source, &todo, opts, &layout, &prefix, &tmp, reporter)?;
     if let Some(only) = &opts.only {
-        let keys: Vec<&str> = unpacked
-            .iter()
-            .map(|(s, _, _)| s.component.as_str())
+        let mut trees: Vec<(&str, &mut Tree)> = unpacked
+            .iter_mut()
+            .map(|c| (c.sel.component.as_str(), &mut c.tree))
             .collect();
-        crate::autopatch::prune(&tmp, &keys, only, opts.layout);
-        for (sel, report, _) in &mut unpacked {
-            let dir = tmp.join(&sel.component);
-            report.elf_files.retain(|f| dir.join(f).exists());
+        crate::autopatch::prune(&tmp, &mut trees, only, opts.layout);
+        for c in &mut unpacked {
+            let tree = &c.tree;
+            c.report.elf_files.retain(|f| tree.nodes.contains_key(f));
         }
     }
 
@@ -178,6 +189,7 @@ pub fn install(
         Some(ap) => Some(link_new(
             staging.path(),
             &prefix,
+            &state,
             &reports,
             opts.layout,
             ap,
@@ -237,7 +249,7 @@ fn unpack_all<'s>(
     prefix: &Path,
     tmp: &Path,
     reporter: &dyn Reporter,
-) -> Result<Vec<(&'s Selected, Report, Origin)>> {
+) -> Result<Vec<Component<'s>>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Unpacked>> = Mutex::new(Vec::new());
@@ -272,9 +284,10 @@ fn unpack_all<'s>(
                     let _ = fs::remove_dir_all(&out);
                     let progress = reporter.component(sel, opened.origin);
                     let (input, committer) = opened.into_input();
-                    let report = crate::unpack(input, &out, &unpack_opts, progress.as_ref())?;
+                    let unpacked =
+                        crate::unpack_tree(input, &out, &unpack_opts, progress.as_ref())?;
                     committer.commit()?;
-                    Ok(report)
+                    Ok(unpacked)
                 });
                 let r = r.map_err(|e| Error::component("install", sel, e));
                 if r.is_err() {
@@ -291,8 +304,13 @@ fn unpack_all<'s>(
     results.sort_by_key(|(i, _)| *i);
     let mut unpacked = Vec::new();
     for (i, r) in results {
-        let (report, origin) = r?;
-        unpacked.push((todo[i], report, origin));
+        let ((report, tree), origin) = r?;
+        unpacked.push(Component {
+            sel: todo[i],
+            report,
+            origin,
+            tree,
+        });
     }
     Ok(unpacked)
 }
@@ -300,7 +318,7 @@ fn unpack_all<'s>(
 /// Move each unpacked component into the staged prefix (merged into one
 /// tree, or under its own directory), recording its files in `state`.
 fn merge_all(
-    unpacked: Vec<(&Selected, Report, Origin)>,
+    unpacked: Vec<Component<'_>>,
     staging: &Path,
     tmp: &Path,
     state: &mut State,
@@ -308,20 +326,29 @@ fn merge_all(
 ) -> Result<BTreeMap<String, ComponentReport>> {
     let mut reports = BTreeMap::new();
     state.layout = Some(layout);
-    for (sel, report, origin) in unpacked {
+    for Component {
+        sel,
+        report,
+        origin,
+        tree,
+    } in unpacked
+    {
         if let Some(old) = state.components.remove(&sel.component) {
             remove_files(staging, &old.files);
         }
         let from = tmp.join(&sel.component);
+        let mut paths: Vec<&String> = tree.nodes.keys().collect();
+        paths.sort();
         let files = match layout {
-            Mode::Merged => merge(&from, staging, sel, state)?,
+            Mode::Merged => merge(&from, staging, &paths, sel, state)?,
             Mode::Split => {
                 let to = staging.join(&sel.component);
                 let _ = fs::remove_dir_all(&to);
                 fs::rename(&from, &to).map_err(io_err(&to))?;
-                let mut files = Vec::new();
-                crate::publish::list_files(&to, staging, &mut files);
-                files
+                paths
+                    .iter()
+                    .map(|p| format!("{}/{p}", sel.component))
+                    .collect()
             }
         };
         let n = files.len();
@@ -379,6 +406,7 @@ fn toolkit_layout(
 fn link_new(
     staging: &Path,
     prefix: &Path,
+    state: &State,
     reports: &BTreeMap<String, ComponentReport>,
     layout: Mode,
     ap: &crate::AutopatchOptions,
@@ -399,7 +427,8 @@ fn link_new(
             });
         }
     }
-    let files = crate::autopatch::TreeFile::scan(staging);
+    let files =
+        crate::autopatch::TreeFile::of(staging, state.components.values().flat_map(|i| &i.files));
     crate::autopatch::run(
         staging,
         &crate::Placement::root(prefix),
@@ -509,18 +538,23 @@ fn remove_files(root: &Path, files: &[String]) {
     }
 }
 
-/// Move `from`'s files into `to`; a component's top-level `LICENSE` goes
-/// to `share/doc/<component>/`. Returns the paths added.
-fn merge(from: &Path, to: &Path, sel: &Selected, state: &State) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    crate::publish::list_files(from, from, &mut files);
+/// Move the `files` of `from` (as its tree lists them) into `to`; a
+/// component's top-level `LICENSE` goes to `share/doc/<component>/`.
+/// Returns the paths added.
+fn merge(
+    from: &Path,
+    to: &Path,
+    files: &[&String],
+    sel: &Selected,
+    state: &State,
+) -> Result<Vec<String>> {
     let mut added = Vec::new();
-    for rel in files {
+    for &rel in files {
         let dest_rel = match rel.as_str() {
             "LICENSE" | "EULA.txt" | "LICENSE.txt" => format!("share/doc/{}/{rel}", sel.component),
             _ => rel.clone(),
         };
-        let src = from.join(&rel);
+        let src = from.join(rel);
         let dest = to.join(&dest_rel);
         if fs::symlink_metadata(&dest).is_ok() {
             if same_content(&src, &dest) {

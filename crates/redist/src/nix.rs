@@ -365,7 +365,10 @@ fn absolute_cross_output_links(
     roots: &BTreeMap<String, PathBuf>,
 ) -> Result<()> {
     for (dest, node) in &written.nodes {
-        let crate::unpack::NodeKind::Symlink { written: target, .. } = &node.kind else {
+        let crate::unpack::NodeKind::Symlink {
+            written: target, ..
+        } = &node.kind
+        else {
             continue;
         };
         let (own, _) = dest.split_once('/').unwrap_or((dest, ""));

@@ -193,7 +193,10 @@ fn the_nix_builder_makes_links_between_outputs_absolute() {
         link(path("bin").join("bin/libdemo.so")),
         path("lib").join("lib/libdemo.so.1")
     );
-    assert_eq!(link(path("include").join("include/lib")), path("lib").join("lib"));
+    assert_eq!(
+        link(path("include").join("include/lib")),
+        path("lib").join("lib")
+    );
     // Within one output: left relative.
     assert_eq!(
         link(path("lib").join("lib/libdemo.so")),
