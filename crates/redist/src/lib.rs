@@ -536,17 +536,15 @@ pub fn outputs_of(
         (Ok(p), Ok(_)) => p,
         (_, Err(e)) | (Err(e), _) => return Err(e),
     };
-    // The same top-directory rule as unpacking: one shared first component
-    // (a directory) is stripped.
-    let first_top = paths
-        .first()
-        .map(|(p, _)| p.split('/').next().unwrap_or("").to_owned());
-    let strip = first_top.filter(|top| {
-        paths.iter().all(|(p, dir)| {
-            p.strip_prefix(top.as_str())
-                .is_some_and(|r| r.starts_with('/') || (r.is_empty() && *dir))
-        })
-    });
+    // The unpacker's top-directory rule, over the whole list.
+    let mut root = unpack::Root::Undecided;
+    for (p, dir) in &paths {
+        root.place(p, *dir);
+    }
+    let strip = match root {
+        unpack::Root::Stripped(top) => Some(top),
+        _ => None,
+    };
     let mut outputs = std::collections::BTreeSet::new();
     for (path, dir) in &paths {
         let rel = match &strip {

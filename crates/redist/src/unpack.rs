@@ -69,6 +69,54 @@ pub enum Root {
     Kept,
 }
 
+/// Where [`Root::place`] puts an entry.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// Under the stripped root: the rest of its path.
+    Inside(String),
+    /// The root directory's own entry.
+    TheRoot,
+    /// Kept as it is; `gave_up` names the root given up just now (what
+    /// was written so far must move under it).
+    Kept { gave_up: Option<String> },
+}
+
+impl Root {
+    /// The archive-root rule, applied entry by entry (cleaned paths): the
+    /// first entry proposes its first component as the root (when it is a
+    /// directory or has more below it); an entry outside it, or a file of
+    /// that very name, keeps every path as it is. `unpack` and
+    /// `outputs_of` both decide with this.
+    pub(crate) fn place(&mut self, full: &str, is_dir: bool) -> Placed {
+        let (top, rest) = match full.split_once('/') {
+            Some((t, r)) => (t, Some(r)),
+            None => (full, None),
+        };
+        if *self == Root::Undecided {
+            *self = if rest.is_some() || is_dir {
+                Root::Stripped(top.to_owned())
+            } else {
+                Root::Kept
+            };
+        }
+        if let Root::Stripped(root) = self {
+            if top == root.as_str() {
+                match rest {
+                    Some(r) => return Placed::Inside(r.to_owned()),
+                    None if is_dir => return Placed::TheRoot,
+                    None => {}
+                }
+            }
+            let root = std::mem::take(root);
+            *self = Root::Kept;
+            return Placed::Kept {
+                gave_up: Some(root),
+            };
+        }
+        Placed::Kept { gave_up: None }
+    }
+}
+
 /// Everything the writer produced, keyed by destination path relative to
 /// the unpack root (`lib/lib/libcudart.so.12`).
 #[derive(Debug)]
@@ -323,40 +371,23 @@ impl<'a> Writer<'a> {
     /// Strip the archive's single top directory. Returns `None` for the top
     /// directory's own entry.
     fn strip(&mut self, full: &str, is_dir: bool) -> Result<Option<String>> {
-        let (top, rest) = match full.split_once('/') {
-            Some((t, r)) => (t, Some(r)),
-            None => (full, None),
-        };
-        if self.root == Root::Undecided {
-            self.root = if rest.is_some() || is_dir {
-                Root::Stripped(top.to_owned())
-            } else {
-                Root::Kept
-            };
-        }
-        if let Root::Stripped(root) = &self.root {
-            if top == root {
-                return Ok(match rest {
-                    Some(r) => Some(r.to_owned()),
-                    None if is_dir => None,
-                    None => {
-                        self.keep_root()?;
-                        Some(full.to_owned())
-                    }
-                });
+        match self.root.place(full, is_dir) {
+            Placed::Inside(rest) => Ok(Some(rest)),
+            Placed::TheRoot => Ok(None),
+            Placed::Kept { gave_up } => {
+                if let Some(root) = gave_up {
+                    self.keep_root(root)?;
+                }
+                let top = full.split('/').next().unwrap_or(full);
+                self.top_level.push(top.to_owned());
+                Ok(Some(full.to_owned()))
             }
-            self.keep_root()?;
         }
-        self.top_level.push(top.to_owned());
-        Ok(Some(full.to_owned()))
     }
 
     /// A later entry is outside the directory we took for the archive's
     /// root: keep every path as it is after all, moving what was written.
-    fn keep_root(&mut self) -> Result<()> {
-        let Root::Stripped(root) = std::mem::replace(&mut self.root, Root::Kept) else {
-            return Ok(());
-        };
+    fn keep_root(&mut self, root: String) -> Result<()> {
         self.top_level.push(root.clone());
         let aside = self.staging.with_extension("relocating");
         fs::rename(self.staging, &aside).map_err(|e| self.write_error("", e))?;
@@ -813,6 +844,30 @@ pub fn resolve(dest: &str, written: &str, nodes: &HashMap<String, Node>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_rule_strips_one_shared_directory_and_gives_it_up_otherwise() {
+        let run = |entries: &[(&str, bool)]| {
+            let mut root = Root::Undecided;
+            let placed: Vec<Placed> = entries.iter().map(|(p, d)| root.place(p, *d)).collect();
+            (root, placed)
+        };
+        let (root, placed) = run(&[("x", true), ("x/lib", true), ("x/lib/a.so", false)]);
+        assert_eq!(root, Root::Stripped("x".into()));
+        assert_eq!(placed[0], Placed::TheRoot);
+        assert_eq!(placed[2], Placed::Inside("lib/a.so".into()));
+        let (root, placed) = run(&[("x/a", false), ("y/b", false)]);
+        assert_eq!(root, Root::Kept);
+        assert_eq!(
+            placed[1],
+            Placed::Kept {
+                gave_up: Some("x".into())
+            }
+        );
+        // A file named like the root, and a first entry that is a file.
+        assert_eq!(run(&[("x/a", false), ("x", false)]).0, Root::Kept);
+        assert_eq!(run(&[("README", false), ("README/x", false)]).0, Root::Kept);
+    }
 
     #[test]
     fn relative_paths_between_outputs() {
