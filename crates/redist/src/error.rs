@@ -159,6 +159,9 @@ pub enum Error {
     Nix {
         /// What went wrong.
         message: String,
+        /// The error behind it (reading or parsing the attributes).
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The decoder thread failed; the pipeline replaces this with the
@@ -167,12 +170,15 @@ pub enum Error {
     DecoderFailed,
 
     /// A layout rules file could not be read or understood.
-    #[error("invalid layout rules {origin}: {message}")]
+    #[error("invalid layout rules {origin}{}", what.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
     Rules {
         /// Where it came from (a path, URL or `built-in`).
         origin: String,
-        /// What went wrong.
-        message: String,
+        /// Which part of it, or what is wrong with it.
+        what: Option<String>,
+        /// The parser's error.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 

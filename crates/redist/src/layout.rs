@@ -78,15 +78,10 @@ impl Rules {
     /// Read a rules file: JSON when it ends in `.json`, TOML otherwise.
     pub fn from_file(path: &Path) -> Result<Rules> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Rules {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| rules_error(&origin, None, e))?;
         if path.extension().is_some_and(|e| e == "json") {
-            let mut rules: Rules = serde_json::from_str(&text).map_err(|e| Error::Rules {
-                origin: origin.clone(),
-                message: e.to_string(),
-            })?;
+            let mut rules: Rules =
+                serde_json::from_str(&text).map_err(|e| rules_error(&origin, None, e))?;
             rules.origin = origin;
             Ok(rules)
         } else {
@@ -95,10 +90,7 @@ impl Rules {
     }
 
     fn parse_toml(text: &str, origin: &str) -> Result<Rules> {
-        let mut rules: Rules = toml::from_str(text).map_err(|e| Error::Rules {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut rules: Rules = toml::from_str(text).map_err(|e| rules_error(origin, None, e))?;
         rules.origin = origin.to_owned();
         Ok(rules)
     }
@@ -146,14 +138,17 @@ pub struct Route<'a> {
 impl Layout {
     /// Compile `rules`, checking every regex, glob and output name.
     pub fn new(rules: &Rules, mode: Mode) -> Result<Layout> {
-        let bad = |message: String| Error::Rules {
-            origin: rules.origin.clone(),
-            message,
+        let origin = rules.origin.as_str();
+        let bad = |what: String| Error::Rules {
+            origin: origin.to_owned(),
+            what: Some(what),
+            cause: None,
         };
         let mut renames = Vec::new();
         for r in &rules.rename {
-            let re = Regex::new(&r.pattern)
-                .map_err(|e| bad(format!("rename pattern `{}`: {e}", r.pattern)))?;
+            let re = Regex::new(&r.pattern).map_err(|e| {
+                rules_error(origin, Some(format!("rename pattern `{}`", r.pattern)), e)
+            })?;
             renames.push((re, r.replace.clone()));
         }
         let mut outputs = Vec::new();
@@ -164,12 +159,14 @@ impl Layout {
                 let glob = GlobBuilder::new(g)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| bad(format!("output `{}`: glob `{g}`: {e}", o.name)))?;
+                    .map_err(|e| {
+                        rules_error(origin, Some(format!("output `{}`: glob `{g}`", o.name)), e)
+                    })?;
                 set.add(glob);
             }
             let set = set
                 .build()
-                .map_err(|e| bad(format!("output `{}`: {e}", o.name)))?;
+                .map_err(|e| rules_error(origin, Some(format!("output `{}`", o.name)), e))?;
             outputs.push((o.name.clone(), set));
         }
         check_output_name(&rules.default).map_err(&bad)?;
@@ -247,19 +244,30 @@ pub fn glob_set(patterns: &[String], origin: &str) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
     }
-    let bad = |message: String| Error::Rules {
-        origin: origin.to_owned(),
-        message,
-    };
     let mut set = GlobSetBuilder::new();
     for g in patterns {
         let glob = GlobBuilder::new(g)
             .literal_separator(true)
             .build()
-            .map_err(|e| bad(format!("glob `{g}`: {e}")))?;
+            .map_err(|e| rules_error(origin, Some(format!("glob `{g}`")), e))?;
         set.add(glob);
     }
-    set.build().map(Some).map_err(|e| bad(e.to_string()))
+    set.build()
+        .map(Some)
+        .map_err(|e| rules_error(origin, None, e))
+}
+
+/// A rules error caused by a parser's (or the file system's) error.
+fn rules_error(
+    origin: &str,
+    what: Option<String>,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Rules {
+        origin: origin.to_owned(),
+        what,
+        cause: Some(Box::new(cause)),
+    }
 }
 
 fn check_output_name(name: &str) -> std::result::Result<(), String> {

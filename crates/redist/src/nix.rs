@@ -61,6 +61,7 @@ pub struct Builder {
 
 fn missing(name: &str) -> Error {
     Error::Nix {
+        cause: None,
         message: format!(
             "the derivation has no `{name}` attribute, which redist nix-builder needs"
         ),
@@ -96,10 +97,12 @@ impl Builder {
         match attrs {
             Some(path) => {
                 let text = fs::read_to_string(&path).map_err(|e| Error::Nix {
-                    message: format!("cannot read {}: {e}", path.display()),
+                    message: format!("cannot read {}", path.display()),
+                    cause: Some(Box::new(e)),
                 })?;
                 let json: Value = serde_json::from_str(&text).map_err(|e| Error::Nix {
-                    message: format!("{} is not JSON: {e}", path.display()),
+                    message: format!("{} is not JSON", path.display()),
+                    cause: Some(Box::new(e)),
                 })?;
                 Builder::from_attrs(&json, &get)
             }
@@ -118,6 +121,7 @@ impl Builder {
             let path = get(&n)
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| Error::Nix {
+                    cause: None,
                     message: format!(
                         "output `{n}` is declared but `${n}` (its store path) is not set"
                     ),
@@ -237,6 +241,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
     let declared: BTreeSet<String> = b.outputs.iter().map(|(n, _)| n.clone()).collect();
     if !declared.contains("out") {
         return Err(Error::Nix {
+            cause: None,
             message: "the derivation must declare the `out` output".into(),
         });
     }
@@ -288,6 +293,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             .collect::<Vec<_>>()
             .join(", ");
         return Err(Error::Nix {
+            cause: None,
             message: format!(
                 "{}: declared output{} {} would be empty; the archive has: {}",
                 b.label(),
@@ -343,6 +349,7 @@ fn toolkit_deps(paths: &[PathBuf], outputs: &[String]) -> Result<Vec<PathBuf>> {
     for p in paths {
         if !p.exists() {
             return Err(Error::Nix {
+ cause: None,
                 message: format!(
                     "toolkitDeps names {}, which does not exist in the build (is it an input of the derivation?)",
                     p.display()
