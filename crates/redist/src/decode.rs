@@ -409,6 +409,13 @@ fn classify(
 /// download, or a plain read error.
 pub fn source_failure(archive: &str, e: io::Error) -> Error {
     let kind = e.kind();
+    if e.get_ref().is_none() {
+        // An OS error: kept whole (its errno says what happened).
+        return Error::Read {
+            archive: archive.to_owned(),
+            source: e,
+        };
+    }
     match e.into_inner() {
         Some(inner) => match inner.downcast::<crate::source::VerifyError>() {
             Ok(cause) => Error::Verify {

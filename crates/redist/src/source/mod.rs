@@ -29,12 +29,16 @@ use crate::scratch::Scratch;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// An HTTP request failed (status, connection, timeout).
-    #[error("cannot download {url}: {message}")]
+    #[error("cannot download {url}{}", what.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
     Http {
         /// The URL.
         url: String,
-        /// What went wrong.
-        message: String,
+        /// What we know went wrong (`HTTP 404`, an idle timeout, a broken
+        /// transfer).
+        what: Option<String>,
+        /// The HTTP client's or the connection's error.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A local file could not be read.
     #[error("cannot read {path}")]
@@ -182,10 +186,11 @@ impl Fetcher {
                 Ok((Box::new(file), len))
             }
             Location::Url(url) => {
-                let resp = self.agent.get(url).call().map_err(|e| SourceError::Http {
-                    url: url.clone(),
-                    message: http_message(&e, self.idle),
-                })?;
+                let resp = self
+                    .agent
+                    .get(url)
+                    .call()
+                    .map_err(|e| http_error(url, e, self.idle))?;
                 let len = resp.body().content_length();
                 let reader = resp.into_body().into_reader();
                 Ok((
@@ -211,18 +216,29 @@ impl Fetcher {
             },
             Location::Url(u) => SourceError::Http {
                 url: u.clone(),
-                message: e.to_string(),
+                what: None,
+                cause: Some(Box::new(e)),
             },
         })?;
         Ok(s)
     }
 }
 
-fn http_message(e: &ureq::Error, idle: Duration) -> String {
-    match e {
-        ureq::Error::StatusCode(code) => format!("HTTP {code}"),
-        ureq::Error::Timeout(_) => timed_out(idle),
-        other => other.to_string(),
+/// A failed request: its status or timeout said in our words, anything
+/// else kept as the client's error.
+fn http_error(url: &str, e: ureq::Error, idle: Duration) -> SourceError {
+    let (what, cause) = match e {
+        ureq::Error::StatusCode(code) => (Some(format!("HTTP {code}")), None),
+        ureq::Error::Timeout(_) => (Some(timed_out(idle)), None),
+        other => (
+            None,
+            Some(Box::new(other) as Box<dyn std::error::Error + Send + Sync>),
+        ),
+    };
+    SourceError::Http {
+        url: url.to_owned(),
+        what,
+        cause,
     }
 }
 
@@ -250,16 +266,19 @@ struct HttpBody<R> {
 impl<R: Read> Read for HttpBody<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
-            let message = if is_timeout(&e) {
-                timed_out(self.idle)
+            let kind = e.kind();
+            let (what, cause) = if is_timeout(&e) {
+                (timed_out(self.idle), None)
             } else {
-                format!("the download broke off: {e}")
+                let cause: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+                ("the download broke off".to_owned(), Some(cause))
             };
             io::Error::new(
-                e.kind(),
+                kind,
                 SourceError::Http {
                     url: self.url.clone(),
-                    message,
+                    what: Some(what),
+                    cause,
                 },
             )
         })
