@@ -119,6 +119,16 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A prefix's `.redist/installed.json` cannot be understood.
+    #[error("{path}: unreadable install record")]
+    InstallRecord {
+        /// The record.
+        path: PathBuf,
+        /// The JSON parser's error.
+        #[source]
+        cause: serde_json::Error,
+    },
+
     /// An install cannot go ahead (a conflict, a foreign prefix).
     #[error("{what}: {message}")]
     Install {

@@ -509,9 +509,9 @@ fn already(s: &Selected, state: &State) -> ComponentReport {
 fn read_state(prefix: &Path) -> Result<State> {
     let path = prefix.join(STATE);
     match fs::read(&path) {
-        Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::Install {
-            what: path.display().to_string(),
-            message: format!("unreadable install record: {e}"),
+        Ok(data) => serde_json::from_slice(&data).map_err(|cause| Error::InstallRecord {
+            path: path.clone(),
+            cause,
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if prefix.is_dir()

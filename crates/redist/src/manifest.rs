@@ -24,12 +24,15 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The manifest is not JSON of the expected shape.
-    #[error("invalid manifest {origin}: {message}")]
+    #[error("invalid manifest {origin}{}", what.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
     Invalid {
         /// Where it came from (a path, URL or `built-in`).
         origin: String,
-        /// What went wrong.
-        message: String,
+        /// What about its shape is wrong.
+        what: Option<String>,
+        /// The JSON parser's error, when it is not JSON at all.
+        #[source]
+        cause: Option<serde_json::Error>,
     },
     /// No component by that name.
     #[error("{origin} has no component `{name}`; it has: {available}")]
@@ -179,11 +182,16 @@ const COMPONENT_FIELDS: [&str; 5] = ["name", "license", "license_path", "version
 impl Manifest {
     /// Parse manifest text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
-        let invalid = |message: String| ManifestError::Invalid {
+        let invalid = |what: String| ManifestError::Invalid {
             origin: origin.to_owned(),
-            message,
+            what: Some(what),
+            cause: None,
         };
-        let root: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let root: Value = serde_json::from_str(text).map_err(|e| ManifestError::Invalid {
+            origin: origin.to_owned(),
+            what: None,
+            cause: Some(e),
+        })?;
         let Value::Object(root) = root else {
             return Err(invalid("the top level is not a JSON object".into()));
         };
