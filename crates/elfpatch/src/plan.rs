@@ -1355,9 +1355,11 @@ impl Draft {
         view.codec.put_ehdr_offsets(&mut ehdr, phoff, table_off);
         let (shoff_at, width) = if view.codec.is64 { (40, 8) } else { (32, 4) };
         out.push((shoff_at, ehdr[shoff_at as usize..][..width].to_vec()));
-        let mut n = [0u8; 2];
-        view.codec.put_u16(&mut n, 0, self.shdrs.len() as u16);
-        out.push((view.codec.e_shnum_offset(), n.to_vec()));
+        out.push(half(
+            view,
+            view.codec.e_shnum_offset(),
+            self.shdrs.len() as u16,
+        ));
         Ok(())
     }
 
@@ -1392,13 +1394,13 @@ impl Draft {
             }
         }
         if let Some(n) = names.filter(|&n| n > k && view.header.e_shstrndx != 0xffff) {
-            let mut b = [0u8; 2];
-            view.codec.put_u16(&mut b, 0, (n - 1) as u16);
-            out.push((view.codec.e_shstrndx_offset(), b.to_vec()));
+            out.push(half(view, view.codec.e_shstrndx_offset(), (n - 1) as u16));
         }
-        let mut b = [0u8; 2];
-        view.codec.put_u16(&mut b, 0, self.shdrs.len() as u16);
-        out.push((view.codec.e_shnum_offset(), b.to_vec()));
+        out.push(half(
+            view,
+            view.codec.e_shnum_offset(),
+            self.shdrs.len() as u16,
+        ));
         // Symbols defined in later sections (below SHN_LORESERVE).
         let later: HashSet<usize> = (k + 1..view.shdrs.len().min(0xff00)).collect();
         for sym in view.symbols_in(&later, None)? {
@@ -1407,9 +1409,7 @@ impl Draft {
             } else {
                 sym.field + 10
             };
-            let mut b = [0u8; 2];
-            view.codec.put_u16(&mut b, 0, (sym.shndx - 1) as u16);
-            content.push((at + shift, b.to_vec()));
+            content.push(half(view, at + shift, (sym.shndx - 1) as u16));
         }
         Ok(())
     }
@@ -1515,9 +1515,7 @@ impl Draft {
         }
         let dropped = self.drop_headers(view);
         if self.phnum != view.header.e_phnum {
-            let mut b = [0u8; 2];
-            view.codec.put_u16(&mut b, 0, self.phnum);
-            structural.push((view.codec.e_phnum_offset(), b.to_vec()));
+            structural.push(half(view, view.codec.e_phnum_offset(), self.phnum));
         }
         if self.phdrs != view.phdrs {
             let mut table = Vec::with_capacity(self.phdrs.len() * view.codec.phdr_size() as usize);
@@ -1548,6 +1546,13 @@ impl Draft {
         writes.extend(structural);
         finish(view, writes, self.new_len, shift)
     }
+}
+
+/// A write of one 16-bit field (`e_phnum`, `e_shnum`, `st_shndx`, …).
+fn half(view: &View<'_>, offset: u64, value: u16) -> (u64, Vec<u8>) {
+    let mut b = vec![0u8; 2];
+    view.codec.put_u16(&mut b, 0, value);
+    (offset, b)
 }
 
 /// How far a shared library's contents must move up to make room for the
