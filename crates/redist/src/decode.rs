@@ -272,15 +272,7 @@ impl Pump {
             let mut buf = self.pool.try_recv().unwrap_or_default();
             buf.resize(CHUNK, 0);
             let start = Instant::now();
-            let mut filled = 0;
-            while filled < CHUNK {
-                match r.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let filled = fill(r, &mut buf)?;
             *busy += start.elapsed();
             if filled == 0 {
                 return Ok(());
@@ -435,6 +427,20 @@ pub fn source_failure(archive: &str, e: io::Error) -> Error {
             source: io::Error::from(kind),
         },
     }
+}
+
+/// Read until `buf` is full or the stream ends; returns the bytes read.
+pub(crate) fn fill(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// The writer's side of the channel: a `Read` over the decoded chunks.

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -416,28 +415,7 @@ fn move_tree(from: &Path, to: &Path) -> Result<()> {
             })
         }
     }
-    copy_tree(from, to).map_err(|source| Error::Write {
-        path: to.to_owned(),
-        source,
-    })
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir(to)?;
-    let mut entries: Vec<_> = fs::read_dir(from)?.collect::<io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        let t = e.file_type()?;
-        if t.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
-        } else {
-            fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
+    crate::publish::copy_tree(from, to, crate::publish::FileCopy::Data)
 }
 
 /// One component of a generated expression.

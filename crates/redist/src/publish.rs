@@ -64,7 +64,7 @@ impl Staging {
         if prefix.is_dir() {
             let path = staging.path();
             fs::remove_dir(path).map_err(write_error(path))?;
-            link_tree(prefix, path)?;
+            copy_tree(prefix, path, FileCopy::HardLink)?;
         }
         Ok(staging)
     }
@@ -114,20 +114,39 @@ fn beside(out: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
-/// A copy of `from` at `to` made of hard links (and recreated symlinks).
-fn link_tree(from: &Path, to: &Path) -> Result<()> {
+/// How [`copy_tree`] makes each file.
+#[derive(Clone, Copy)]
+pub(crate) enum FileCopy {
+    /// A hard link (same filesystem, nothing copied).
+    HardLink,
+    /// A copy of the data and permissions.
+    Data,
+}
+
+/// A copy of the tree `from` at `to` (directories created, symlinks
+/// recreated as they are, files per `how`), in name order. An error names
+/// the path it is about.
+pub(crate) fn copy_tree(from: &Path, to: &Path, how: FileCopy) -> Result<()> {
     fs::create_dir(to).map_err(write_error(to))?;
-    for e in fs::read_dir(from).map_err(write_error(from))? {
-        let e = e.map_err(write_error(from))?;
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(from)
+        .map_err(write_error(from))?
+        .collect::<io::Result<_>>()
+        .map_err(write_error(from))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
         let (src, dst) = (e.path(), to.join(e.file_name()));
         let t = e.file_type().map_err(write_error(&src))?;
         if t.is_dir() {
-            link_tree(&src, &dst)?;
+            copy_tree(&src, &dst, how)?;
         } else if t.is_symlink() {
             let target = fs::read_link(&src).map_err(write_error(&src))?;
             std::os::unix::fs::symlink(target, &dst).map_err(write_error(&dst))?;
         } else {
-            fs::hard_link(&src, &dst).map_err(write_error(&dst))?;
+            match how {
+                FileCopy::HardLink => fs::hard_link(&src, &dst).map(|_| 0),
+                FileCopy::Data => fs::copy(&src, &dst),
+            }
+            .map_err(write_error(&dst))?;
         }
     }
     Ok(())
@@ -181,6 +200,34 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["prefix"]);
+    }
+
+    #[test]
+    fn copy_tree_copies_or_links_files_and_recreates_symlinks() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let from = d.path().join("from");
+        fs::create_dir_all(from.join("lib")).unwrap();
+        fs::write(from.join("lib/a.so.1"), "a").unwrap();
+        std::os::unix::fs::symlink("a.so.1", from.join("lib/a.so")).unwrap();
+        for (name, how, shared) in [
+            ("linked", FileCopy::HardLink, true),
+            ("copied", FileCopy::Data, false),
+        ] {
+            let to = d.path().join(name);
+            copy_tree(&from, &to, how).unwrap();
+            assert_eq!(fs::read_to_string(to.join("lib/a.so")).unwrap(), "a");
+            assert_eq!(
+                fs::read_link(to.join("lib/a.so")).unwrap(),
+                Path::new("a.so.1")
+            );
+            let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+            assert_eq!(
+                ino(&to.join("lib/a.so.1")) == ino(&from.join("lib/a.so.1")),
+                shared,
+                "{name}"
+            );
+        }
     }
 
     #[test]

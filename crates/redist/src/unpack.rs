@@ -593,7 +593,8 @@ impl<'a> Writer<'a> {
         let mut written = 0u64;
         let mut elf = false;
         loop {
-            let n = fill(entry, &mut self.buf).map_err(|e| self.tar_error(e, Some(name)))?;
+            let n = crate::decode::fill(entry, &mut self.buf)
+                .map_err(|e| self.tar_error(e, Some(name)))?;
             if n == 0 {
                 break;
             }
@@ -757,20 +758,6 @@ fn finish_file(file: &File, mode: u32, mtime: Option<u64>) -> io::Result<()> {
         file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(t))?;
     }
     Ok(())
-}
-
-/// Read until `buf` is full or the entry ends: 1 MiB writes.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// `a/b` + `c` = `a/b/c`, with an empty side dropped.
