@@ -192,6 +192,14 @@ pub enum Error {
     },
 }
 
+/// `Error::Write` for `path`, as a `map_err` argument.
+pub(crate) fn write_error(path: &std::path::Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// An error and all its causes on one line, joined with ": " (for
 /// reports and messages that quote an error).
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {

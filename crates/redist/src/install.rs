@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{write_error, Error, Result};
 use crate::layout::{Layout, Mode};
 use crate::manifest::Selected;
 use crate::publish::Staging;
@@ -109,13 +109,6 @@ struct Installed {
 
 const STATE: &str = ".redist/installed.json";
 
-fn io_err(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| Error::Write {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// One component's unpack result, by its index in the work list.
 type Unpacked = (usize, Result<((Report, Tree), Origin)>);
 
@@ -137,7 +130,7 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<InstallReport> {
     let started = Instant::now();
-    let prefix = std::path::absolute(&opts.prefix).map_err(io_err(&opts.prefix))?;
+    let prefix = std::path::absolute(&opts.prefix).map_err(write_error(&opts.prefix))?;
     let state = read_state(&prefix)?;
     check_layout(&prefix, &state, opts.layout)?;
     let todo: Vec<&Selected> = selected
@@ -163,7 +156,7 @@ pub fn install(
 
     let staging = Staging::copy_of(&prefix)?;
     let tmp = staging.path().join(".redist/tmp");
-    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    fs::create_dir_all(&tmp).map_err(write_error(&tmp))?;
     let layout = Layout::new(&opts.rules, opts.layout)?;
 
     let mut unpacked = unpack_all(source, &todo, opts, &layout, &prefix, &tmp, reporter)?;
@@ -201,7 +194,7 @@ pub fn install(
         path: state_path.clone(),
         source: io::Error::other(e),
     })?;
-    fs::write(&state_path, json).map_err(io_err(&state_path))?;
+    fs::write(&state_path, json).map_err(write_error(&state_path))?;
     staging.replace(&prefix)?;
 
     let components = selected
@@ -344,7 +337,7 @@ fn merge_all(
             Mode::Split => {
                 let to = staging.join(&sel.component);
                 let _ = fs::remove_dir_all(&to);
-                fs::rename(&from, &to).map_err(io_err(&to))?;
+                fs::rename(&from, &to).map_err(write_error(&to))?;
                 paths
                     .iter()
                     .map(|p| format!("{}/{p}", sel.component))
@@ -462,10 +455,10 @@ fn split_profiles(
             let shipped = staging.join(SHIPPED).join(file);
             if fresh.contains(&component.as_str()) || !shipped.exists() {
                 if let Some(dir) = shipped.parent() {
-                    fs::create_dir_all(dir).map_err(io_err(dir))?;
+                    fs::create_dir_all(dir).map_err(write_error(dir))?;
                 }
                 let _ = fs::remove_file(&shipped);
-                fs::copy(&staged, &shipped).map_err(io_err(&shipped))?;
+                fs::copy(&staged, &shipped).map_err(write_error(&shipped))?;
             }
             let mut dirs =
                 crate::toolkit::TreeDirs::probe(&staging.join(component), layout.output_names());
@@ -516,7 +509,7 @@ fn read_state(prefix: &Path) -> Result<State> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if prefix.is_dir()
                 && fs::read_dir(prefix)
-                    .map_err(io_err(prefix))?
+                    .map_err(write_error(prefix))?
                     .next()
                     .is_some()
             {
@@ -571,9 +564,9 @@ fn merge(
             });
         }
         if let Some(parent) = Path::new(&dest_rel).parent() {
-            crate::scratch::create_dirs_below(to, parent).map_err(io_err(&to.join(parent)))?;
+            crate::scratch::create_dirs_below(to, parent).map_err(write_error(&to.join(parent)))?;
         }
-        fs::rename(&src, &dest).map_err(io_err(&dest))?;
+        fs::rename(&src, &dest).map_err(write_error(&dest))?;
         added.push(dest_rel);
     }
     Ok(added)

@@ -58,6 +58,7 @@ pub use autopatch::{
     AutopatchOptions, AutopatchReport, FileReport, Resolution, RunpathMode, SearchTag, SkippedFile,
 };
 pub use decode::Format;
+use error::write_error;
 pub use error::{Error, Result, UnsafeRule};
 pub use install::{install, ComponentReport, InstallOptions, InstallReport};
 pub use layout::{glob_set, Layout, Mode, OutputRule, RenameRule, Rules};
@@ -211,10 +212,7 @@ pub(crate) fn unpack_tree(
     progress: &dyn Progress,
 ) -> Result<(Report, unpack::Tree)> {
     let started = Instant::now();
-    let out = std::path::absolute(out).map_err(|source| Error::Write {
-        path: out.to_owned(),
-        source,
-    })?;
+    let out = std::path::absolute(out).map_err(write_error(out))?;
     if let Ok(mut entries) = std::fs::read_dir(&out) {
         if entries.next().is_some() {
             return Err(Error::OutputExists(out));

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{write_error, Error, Result};
 use crate::layout::{Layout, Mode, Rules};
 use crate::{autopatch, Input, Progress, Report, UnpackOptions};
 
@@ -312,10 +312,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         if staged.exists() {
             move_tree(&staged, dest)?;
         } else {
-            fs::create_dir_all(dest).map_err(|source| Error::Write {
-                path: dest.clone(),
-                source,
-            })?;
+            fs::create_dir_all(dest).map_err(write_error(dest))?;
         }
     }
     let out = &roots["out"];
@@ -326,10 +323,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         .map(|(_, p)| p.display().to_string())
         .collect();
     let support = out.join("nix-support");
-    fs::create_dir_all(&support).map_err(|source| Error::Write {
-        path: support.clone(),
-        source,
-    })?;
+    fs::create_dir_all(&support).map_err(write_error(&support))?;
     let file = support.join("propagated-build-inputs");
     fs::write(&file, format!("{}\n", others.join(" ")))
         .map_err(|source| Error::Write { path: file, source })?;
@@ -392,12 +386,8 @@ fn absolute_cross_output_links(
             .filter(|c| !c.is_empty())
             .fold(root.clone(), |acc, c| acc.join(c));
         let link = tree.join(dest);
-        let write_error = |source| Error::Write {
-            path: link.clone(),
-            source,
-        };
-        fs::remove_file(&link).map_err(write_error)?;
-        std::os::unix::fs::symlink(&abs, &link).map_err(write_error)?;
+        fs::remove_file(&link).map_err(write_error(&link))?;
+        std::os::unix::fs::symlink(&abs, &link).map_err(write_error(&link))?;
     }
     Ok(())
 }

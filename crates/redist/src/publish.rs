@@ -16,7 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{write_error, Error, Result};
 use crate::scratch::Scratch;
 
 /// A directory beside its destination, removed unless published.
@@ -25,13 +25,6 @@ pub struct Staging {
     /// Where the unpacker moves what it wrote when it must keep the
     /// archive's root (removed with the staging directory).
     _aside: Scratch,
-}
-
-fn write_error(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| Error::Write {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 impl Staging {
