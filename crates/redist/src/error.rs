@@ -72,6 +72,16 @@ pub enum Error {
         rule: UnsafeRule,
     },
 
+    /// Reading a file of the tree being built (or of a dependency) failed.
+    #[error("cannot read {path}")]
+    ReadFile {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// Writing the output failed (disk full, permissions…).
     #[error("cannot write {path}")]
     Write {
@@ -195,6 +205,14 @@ pub enum Error {
 /// `Error::Write` for `path`, as a `map_err` argument.
 pub(crate) fn write_error(path: &std::path::Path) -> impl Fn(io::Error) -> Error + '_ {
     move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `Error::ReadFile` for `path`, as a `map_err` argument.
+pub(crate) fn read_error(path: &std::path::Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::ReadFile {
         path: path.to_owned(),
         source,
     }

@@ -62,10 +62,8 @@ pub fn apply(
             includedir,
         };
         let abs = staging.join(dest);
-        let text = fs::read_to_string(&abs).map_err(|source| Error::Write {
-            path: placement.root.join(dest),
-            source,
-        })?;
+        let shown = placement.root.join(dest);
+        let text = fs::read_to_string(&abs).map_err(crate::error::read_error(&shown))?;
         if let Some(new) = rewrite_pkg_config(&text, &values) {
             fs::write(&abs, new).map_err(|source| Error::Write {
                 path: placement.root.join(dest),

@@ -132,7 +132,7 @@ pub(crate) fn copy_tree(from: &Path, to: &Path, how: FileCopy) -> Result<()> {
         if t.is_dir() {
             copy_tree(&src, &dst, how)?;
         } else if t.is_symlink() {
-            let target = fs::read_link(&src).map_err(write_error(&src))?;
+            let target = fs::read_link(&src).map_err(crate::error::read_error(&src))?;
             std::os::unix::fs::symlink(target, &dst).map_err(write_error(&dst))?;
         } else {
             match how {

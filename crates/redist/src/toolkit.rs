@@ -427,7 +427,7 @@ pub fn fix_profile(
         path: shown.to_owned(),
         source,
     };
-    let bytes = std::fs::read(from).map_err(io)?;
+    let bytes = std::fs::read(from).map_err(crate::error::read_error(shown))?;
     let Ok(text) = String::from_utf8(bytes) else {
         return Ok(ProfileFix::LeftAlone("it is not UTF-8 text".into()));
     };
