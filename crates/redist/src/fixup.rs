@@ -65,10 +65,7 @@ pub fn apply(
         let shown = placement.root.join(dest);
         let text = fs::read_to_string(&abs).map_err(crate::error::read_error(&shown))?;
         if let Some(new) = rewrite_pkg_config(&text, &values) {
-            fs::write(&abs, new).map_err(|source| Error::Write {
-                path: placement.root.join(dest),
-                source,
-            })?;
+            fs::write(&abs, new).map_err(crate::error::write_error(&shown))?;
             done.push(format!(
                 "{dest}: cudaroot, libdir and includedir point at the outputs"
             ));
