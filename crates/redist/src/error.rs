@@ -139,6 +139,17 @@ pub enum Error {
         cause: serde_json::Error,
     },
 
+    /// A cached archive failed while `--offline` forbids fetching it again
+    /// (the bad copy is removed).
+    #[error("{what}: the cached copy was corrupt and is now removed; run without --offline")]
+    CorruptCache {
+        /// The component and version.
+        what: String,
+        /// How the cached copy failed.
+        #[source]
+        cause: Box<Error>,
+    },
+
     /// An install cannot go ahead (a conflict, a foreign prefix).
     #[error("{what}: {message}")]
     Install {

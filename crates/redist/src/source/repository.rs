@@ -198,9 +198,9 @@ impl Repository {
                     if self.offline {
                         return Err(match e {
                             Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
-                            other => Error::Install {
+                            other => Error::CorruptCache {
                                 what: format!("{} {}", sel.component, sel.version),
-                                message: format!("the cached copy was corrupt and is now removed; run without --offline ({})", crate::error::chain(&other)),
+                                cause: Box::new(other),
                             },
                         });
                     }
