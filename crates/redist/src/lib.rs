@@ -5,13 +5,20 @@
 //! The data flows one way:
 //!
 //! ```text
-//! source ─▶ decode (own thread; xz · gzip · zstd · tar by magic bytes)
-//!        ─▶ unpack (tar entries, safety rules, root stripped)
+//! Repository (manifest · mirror · verified cache)   or any input
+//!        ─▶ decode (own thread; xz · gzip · zstd · tar by magic bytes)
+//!        ─▶ unpack (tar entries, safety rules, root stripped) ─▶ Tree
 //!        ─▶ layout (path ─▶ output: bin, lib, static, stubs, include, dev, …)
 //!        ─▶ fixup (pkg-config paths, unversioned links, nvcc.profile: `toolkit`)
 //!        ─▶ autopatch (RUNPATH and interpreter of every ELF file)
-//!        ─▶ publish (staging directory renamed into place) ─▶ report
+//!        ─▶ publish (staging directory renamed into place) ─▶ Report
 //! ```
+//!
+//! The `Tree` (every entry, its output, kind, size, whether it is ELF) is
+//! what the later phases read — the fixups, autopatch, [`install`]'s merge
+//! and `--only` closure, the Nix builder's cross-output links — so nothing
+//! re-derives it from the disk. See `docs/architecture.md` for the module
+//! map.
 //!
 //! ```no_run
 //! use redist::{unpack, Input, UnpackOptions, NoProgress};
