@@ -1161,16 +1161,7 @@ impl Draft {
                 phdrs[t].p_memsz = seg_size(off);
             }
             Target::New { replace_null } => {
-                let load = ProgramHeader {
-                    p_type: PT_LOAD,
-                    p_flags: flags,
-                    p_offset: base,
-                    p_vaddr: base_vaddr,
-                    p_paddr: base_vaddr,
-                    p_filesz: seg_size(base),
-                    p_memsz: seg_size(base),
-                    p_align: seg_align,
-                };
+                let load = tail_load(flags, base, base_vaddr, seg_size(base), seg_align);
                 match replace_null {
                     Some(n) => {
                         phdrs.remove(n);
@@ -1193,10 +1184,7 @@ impl Draft {
                         }
                     }
                 }
-                let after_last_load = phdrs
-                    .iter()
-                    .rposition(|p| p.p_type == PT_LOAD)
-                    .map_or(phdrs.len(), |i| i + 1);
+                let after_last_load = after_last_load(phdrs);
                 if replace_null.is_some() || !self.items.is_empty() {
                     phdrs.insert(after_last_load, load);
                 }
@@ -1209,20 +1197,8 @@ impl Draft {
                         .ok_or(Unsupported::NoRoomForProgramHeader(
                             "no address for the header segment".into(),
                         ))?;
-                let load = ProgramHeader {
-                    p_type: PT_LOAD,
-                    p_flags: flags,
-                    p_offset: base,
-                    p_vaddr: base_vaddr,
-                    p_paddr: base_vaddr,
-                    p_filesz: seg_size(base),
-                    p_memsz: seg_size(base),
-                    p_align: seg_align,
-                };
-                let after_last_load = phdrs
-                    .iter()
-                    .rposition(|p| p.p_type == PT_LOAD)
-                    .map_or(phdrs.len(), |i| i + 1);
+                let load = tail_load(flags, base, base_vaddr, seg_size(base), seg_align);
+                let after_last_load = after_last_load(phdrs);
                 let header_vaddr = header.p_vaddr;
                 phdrs.splice(after_last_load..after_last_load, [header, load]);
                 phdrs.append(&mut self.extra);
@@ -1546,6 +1522,28 @@ impl Draft {
         writes.extend(structural);
         finish(view, writes, self.new_len, shift)
     }
+}
+
+/// The `PT_LOAD` that maps the tail.
+fn tail_load(flags: u32, offset: u64, vaddr: u64, size: u64, align: u64) -> ProgramHeader {
+    ProgramHeader {
+        p_type: PT_LOAD,
+        p_flags: flags,
+        p_offset: offset,
+        p_vaddr: vaddr,
+        p_paddr: vaddr,
+        p_filesz: size,
+        p_memsz: size,
+        p_align: align,
+    }
+}
+
+/// Where a new `PT_LOAD` goes: after the last one (loads stay sorted).
+fn after_last_load(phdrs: &[ProgramHeader]) -> usize {
+    phdrs
+        .iter()
+        .rposition(|p| p.p_type == PT_LOAD)
+        .map_or(phdrs.len(), |i| i + 1)
 }
 
 /// A write of one 16-bit field (`e_phnum`, `e_shnum`, `st_shndx`, …).

@@ -58,6 +58,21 @@ pub struct Builder {
     pub build_top: PathBuf,
 }
 
+/// `NIX_BUILD_CORES` (0: not set, use every core).
+fn cores(get: &dyn Fn(&str) -> Option<String>) -> usize {
+    get("NIX_BUILD_CORES")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `NIX_BUILD_TOP`, else `TMPDIR`, else `/tmp`.
+fn build_top(get: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    get("NIX_BUILD_TOP")
+        .or_else(|| get("TMPDIR"))
+        .unwrap_or_else(|| "/tmp".into())
+        .into()
+}
+
 fn missing(name: &str) -> Error {
     Error::Nix {
         cause: None,
@@ -144,13 +159,8 @@ impl Builder {
             ignore_missing: words(&get("ignoreMissing").unwrap_or_default()),
             component: get("component").filter(|s| !s.is_empty()),
             rules: get("rules").filter(|s| !s.is_empty()).map(PathBuf::from),
-            cores: get("NIX_BUILD_CORES")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
-            build_top: get("NIX_BUILD_TOP")
-                .or_else(|| get("TMPDIR"))
-                .unwrap_or_else(|| "/tmp".into())
-                .into(),
+            cores: cores(get),
+            build_top: build_top(get),
         })
     }
 
@@ -194,13 +204,8 @@ impl Builder {
             ignore_missing: list("ignoreMissing"),
             component: string("component"),
             rules: string("rules").map(PathBuf::from),
-            cores: get("NIX_BUILD_CORES")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0),
-            build_top: get("NIX_BUILD_TOP")
-                .or_else(|| get("TMPDIR"))
-                .unwrap_or_else(|| "/tmp".into())
-                .into(),
+            cores: cores(get),
+            build_top: build_top(get),
         })
     }
 

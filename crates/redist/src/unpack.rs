@@ -681,16 +681,7 @@ impl<'a> Writer<'a> {
         self.prepare(name, &dest, &kind)?;
         std::os::unix::fs::symlink(&written, self.staging.join(&dest))
             .map_err(|e| self.write_error(&dest, e))?;
-        self.insert(
-            dest,
-            Node {
-                archive: path.to_owned(),
-                output,
-                kind,
-                size: 0,
-                elf: false,
-            },
-        );
+        self.insert(dest, link_node(path, output, kind));
         Ok(())
     }
 
@@ -719,16 +710,7 @@ impl<'a> Writer<'a> {
         fs::hard_link(self.staging.join(&target_dest), self.staging.join(&dest))
             .map_err(|e| self.write_error(&dest, e))?;
         self.note_archive_dirs(path, false);
-        self.insert(
-            dest,
-            Node {
-                archive: path.to_owned(),
-                output,
-                kind,
-                size: 0,
-                elf: false,
-            },
-        );
+        self.insert(dest, link_node(path, output, kind));
         Ok(())
     }
 
@@ -758,6 +740,17 @@ fn finish_file(file: &File, mode: u32, mtime: Option<u64>) -> io::Result<()> {
         file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(t))?;
     }
     Ok(())
+}
+
+/// The node of a symlink or hardlink from archive path `path`.
+fn link_node(path: &str, output: String, kind: NodeKind) -> Node {
+    Node {
+        archive: path.to_owned(),
+        output,
+        kind,
+        size: 0,
+        elf: false,
+    }
 }
 
 /// `a/b` + `c` = `a/b/c`, with an empty side dropped.

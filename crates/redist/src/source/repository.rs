@@ -197,7 +197,12 @@ impl Repository {
                     }
                     if self.offline {
                         return Err(match e {
-                            Error::Verify { archive, cause } => Error::Verify { archive: format!("{archive} (cached copy, now removed; run without --offline)"), cause },
+                            Error::Verify { archive, cause } => Error::Verify {
+                                archive: format!(
+                                    "{archive} (cached copy, now removed; run without --offline)"
+                                ),
+                                cause,
+                            },
                             other => Error::CorruptCache {
                                 what: format!("{} {}", sel.component, sel.version),
                                 cause: Box::new(other),
