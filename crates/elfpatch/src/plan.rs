@@ -2106,9 +2106,10 @@ fn finish(view: &View<'_>, writes: Vec<(u64, Vec<u8>)>, new_len: u64, shift: u64
 }
 
 /// Appends the runs where `new` differs from `old`, merging runs separated by
-/// a few equal bytes (fewer, slightly larger writes).
+/// up to 64 equal bytes: a write costs a system call, which copying that
+/// many unchanged bytes along does not.
 fn diff_runs(old: &[u8], new: &[u8], at: u64, out: &mut Vec<Write>) {
-    const GAP: usize = 16;
+    const GAP: usize = 64;
     let mut i = 0;
     while i < old.len() {
         if old[i] == new[i] {
