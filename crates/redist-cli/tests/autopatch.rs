@@ -445,6 +445,27 @@ fn json_failures_print_a_json_error() {
 }
 
 #[test]
+fn dependency_directory_that_does_not_exist_is_an_error() {
+    let d = Dir::new();
+    let out = d.join("out");
+    // The library it needs sits in `deps`; the user typed `dpes`.
+    let o = unpack(
+        &d.archive(&app_component(true), Compression::Xz),
+        &out,
+        &["--dep", d.join("dpes").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "error: dependency directory {} does not exist",
+            d.join("dpes").display()
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn toolkit_dependency_that_does_not_exist_is_an_error() {
     let d = Dir::new();
     let out = d.join("out");

@@ -648,3 +648,16 @@ fn only_keeps_the_paths_and_what_they_need() {
     );
     runs_app(&m.prefix().join("bin/app"));
 }
+
+#[test]
+fn a_missing_dependency_directory_stops_the_install_before_any_download() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_cudart", "12.9.79");
+    let o = m.install(&["cuda_cudart", "--dep", "/nonexistent/redist-dep"]);
+    fails_with(
+        &o,
+        &["dependency directory /nonexistent/redist-dep does not exist"],
+    );
+    assert_eq!(m.server.requests(&rel), 0, "nothing downloaded");
+    assert!(!m.prefix().exists());
+}

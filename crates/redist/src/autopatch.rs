@@ -651,6 +651,16 @@ struct DepDirs {
     machine: u16,
 }
 
+impl AutopatchOptions {
+    /// Refuse dependency directories that do not exist, before any work.
+    pub fn check(&self) -> Result<()> {
+        match self.deps.iter().find(|d| !d.is_dir()) {
+            Some(d) => Err(Error::MissingDependency(d.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
 impl DepDirs {
     fn new(dirs: &[PathBuf], machine: u16) -> DepDirs {
         DepDirs {

@@ -166,6 +166,11 @@ pub enum Error {
         pairs: Vec<(String, String)>,
     },
 
+    /// A dependency directory (`--dep`, Nix `libDeps`) is not there: its
+    /// libraries would silently go unresolved.
+    #[error("dependency directory {0} does not exist")]
+    MissingDependency(PathBuf),
+
     /// A toolkit tree given to link against is not usable.
     #[error("toolkit dependency {path}: {message}")]
     ToolkitDep {

@@ -131,6 +131,9 @@ pub fn install(
 ) -> Result<InstallReport> {
     let started = Instant::now();
     let prefix = std::path::absolute(&opts.prefix).map_err(write_error(&opts.prefix))?;
+    if let Some(ap) = &opts.autopatch {
+        ap.check()?;
+    }
     let state = read_state(&prefix)?;
     check_layout(&prefix, &state, opts.layout)?;
     let todo: Vec<&Selected> = selected

@@ -243,6 +243,9 @@ fn run(
     started: Instant,
 ) -> Result<(Report, unpack::Tree)> {
     // Dependencies are checked before anything is decoded or written.
+    if let Some(ap) = &opts.autopatch {
+        ap.check()?;
+    }
     let mut toolkit_deps = toolkit::TreeDirs::default();
     for d in &opts.toolkit_deps {
         toolkit_deps.extend(toolkit::dep_tree(d, opts.layout.output_names())?);

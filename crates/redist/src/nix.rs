@@ -272,7 +272,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         relocatable_pkgconfig: false,
         autopatch: Some(autopatch::AutopatchOptions {
             interpreter: b.dynamic_linker.clone(),
-            deps: b.lib_deps.iter().map(|d| d.join("lib")).collect(),
+            deps: lib_dirs(&b.lib_deps)?,
             append_runpath: b.append_runpaths.clone(),
             ignore_missing,
             runpath: autopatch::RunpathMode::Absolute,
@@ -337,6 +337,23 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         outputs: roots,
         unpack: report,
     })
+}
+
+/// The `lib` directories of `libDeps`: a dependency that is not in the
+/// build (not an input of the derivation) is an error naming it; one
+/// without a `lib` directory has nothing to link against.
+fn lib_dirs(deps: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for d in deps {
+        if !d.exists() {
+            return Err(Error::MissingDependency(d.clone()));
+        }
+        let lib = d.join("lib");
+        if lib.is_dir() {
+            dirs.push(lib);
+        }
+    }
+    Ok(dirs)
 }
 
 /// The `toolkitDeps` that provide something: a component's every output

@@ -207,3 +207,29 @@ fn the_nix_builder_makes_links_between_outputs_absolute() {
         "not ELF"
     );
 }
+
+#[test]
+fn a_nix_lib_dep_that_is_not_in_the_build_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = redist_archive("x", "1.0", vec![Item::file("lib/libdemo.so.1", "not ELF")]);
+    let src = dir.path().join("x.tar.xz");
+    std::fs::write(&src, a.archive(Compression::Xz)).unwrap();
+    let missing = dir.path().join("store/h-dep-not-an-input");
+    let vars: Vec<(String, String)> = vec![
+        ("src".into(), src.display().to_string()),
+        ("outputs".into(), "out".into()),
+        (
+            "out".into(),
+            dir.path().join("store/h-x").display().to_string(),
+        ),
+        ("libDeps".into(), missing.display().to_string()),
+        ("NIX_BUILD_TOP".into(), dir.path().display().to_string()),
+    ];
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let b = redist::nix::Builder::from_vars(&get).unwrap();
+    match redist::nix::build(&b, &redist::NoProgress) {
+        Err(Error::MissingDependency(p)) => assert_eq!(p, missing),
+        other => panic!("expected MissingDependency, got {other:?}"),
+    }
+    assert!(!dir.path().join("store/h-x").exists());
+}
