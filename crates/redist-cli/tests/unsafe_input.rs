@@ -439,3 +439,48 @@ fn interrupted_unpack_leaves_nothing() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A 50 MiB sparse file (two small data runs) archived by GNU tar with
+/// `--sparse` in `format` (and `--sparse-version`).
+fn sparse_tar(d: &Dir, format: &str, version: Option<&str>) -> std::path::PathBuf {
+    let src = d.join("src/x-1.0/lib");
+    std::fs::create_dir_all(&src).unwrap();
+    let f = std::fs::File::create(src.join("sparse.bin")).unwrap();
+    f.set_len(50 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(b"tail", (50 << 20) - 4).unwrap();
+    let name = format!("{format}-{}.tar", version.unwrap_or("default"));
+    let out = d.join(&name);
+    let mut c = std::process::Command::new("tar");
+    c.arg("--sparse").arg(format!("--format={format}"));
+    if let Some(v) = version {
+        c.arg(format!("--sparse-version={v}"));
+    }
+    let st = c
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(d.join("src"))
+        .arg("x-1.0")
+        .status()
+        .unwrap();
+    assert!(st.success(), "GNU tar --sparse");
+    std::fs::remove_dir_all(d.join("src")).unwrap();
+    out
+}
+
+#[test]
+fn sparse_files_are_refused_in_every_encoding() {
+    for (format, version, what) in [
+        ("gnu", None, "GNU sparse"),
+        ("pax", Some("0.0"), "PAX sparse"),
+        ("pax", Some("0.1"), "PAX sparse"),
+        ("pax", Some("1.0"), "PAX sparse"),
+    ] {
+        let d = Dir::new();
+        let archive = sparse_tar(&d, format, version);
+        let err = refuses_file(&d, &archive, &format!("{what} entries are not allowed"));
+        assert!(err.contains("refusing entry"), "{format} {version:?}: {err}");
+    }
+}

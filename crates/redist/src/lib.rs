@@ -590,12 +590,15 @@ fn list_paths(
         rule,
     };
     for entry in archive.entries().map_err(|e| fail(e, &out))? {
-        let entry = entry.map_err(|e| fail(e, &out))?;
+        let mut entry = entry.map_err(|e| fail(e, &out))?;
         let kind = entry.header().entry_type();
         if unpack::is_extension(kind) {
             continue;
         }
         let name = unpack::entry_name(&entry.path_bytes()).map_err(|(n, r)| refuse(&n, r))?;
+        if let Some(what) = unpack::special_kind(&mut entry).map_err(|e| fail(e, &out))? {
+            return Err(refuse(&name, UnsafeRule::SpecialFile(what)));
+        }
         let clean = unpack::clean(&name).map_err(|r| refuse(&name, r))?;
         if !clean.is_empty() {
             out.push((clean, kind.is_dir()));

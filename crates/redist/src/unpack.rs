@@ -166,6 +166,30 @@ pub(crate) fn is_extension(kind: EntryType) -> bool {
     )
 }
 
+/// What kind of entry this is when it is one we refuse: devices, fifos,
+/// and sparse files in any encoding (GNU's `S` type, and PAX 0.0, 0.1 and
+/// 1.0, whose `GNU.sparse.*` records a plain reader would write as a
+/// small map-and-data file under the wrong name).
+pub(crate) fn special_kind<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<Option<&'static str>> {
+    Ok(match entry.header().entry_type() {
+        EntryType::Char => Some("character device"),
+        EntryType::Block => Some("block device"),
+        EntryType::Fifo => Some("fifo"),
+        EntryType::GNUSparse => Some("GNU sparse"),
+        _ => {
+            let mut sparse = false;
+            if let Some(pax) = entry.pax_extensions()? {
+                for ext in pax {
+                    sparse |= ext?.key_bytes().starts_with(b"GNU.sparse.");
+                }
+            }
+            sparse.then_some("PAX sparse")
+        }
+    })
+}
+
 /// An entry's name, which must be UTF-8 (else its lossy form and the rule).
 pub(crate) fn entry_name(bytes: &[u8]) -> std::result::Result<String, (String, UnsafeRule)> {
     match std::str::from_utf8(bytes) {
@@ -322,18 +346,9 @@ impl<'a> Writer<'a> {
         if is_extension(kind) {
             return Ok(());
         }
-        match kind {
-            EntryType::Char => {
-                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("character device")))
-            }
-            EntryType::Block => {
-                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("block device")))
-            }
-            EntryType::Fifo => return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("fifo"))),
-            EntryType::GNUSparse => {
-                return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile("GNU sparse")))
-            }
-            _ => {}
+        let special = special_kind(entry).map_err(|e| self.tar_error(e, Some(name)))?;
+        if let Some(what) = special {
+            return Err(self.unsafe_entry(name, UnsafeRule::SpecialFile(what)));
         }
         let full = self.clean(name, name)?;
         if full.is_empty() {
