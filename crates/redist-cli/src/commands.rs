@@ -112,6 +112,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         jobs: args.jobs.unwrap_or_else(redist::default_threads),
         decoder_threads: redist::default_threads() as u32,
         autopatch: args.patch.options()?,
+        wait: !args.no_wait,
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     let report = redist::install(&source, &selected, &opts, &reporter)?;
@@ -172,6 +173,29 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
         );
     }
     print_json(&out);
+    Ok(())
+}
+
+pub fn cache_clean(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Error> {
+    let dir = dir.unwrap_or_else(redist::Cache::default_dir);
+    let r = redist::Cache::new(dir.clone()).sweep();
+    if json {
+        print_json(&serde_json::json!({
+            "cache": dir,
+            "removed": r.entries,
+            "bytes": r.bytes,
+        }));
+    } else if r.entries == 0 {
+        println!("{}: nothing left behind by killed runs", dir.display());
+    } else {
+        println!(
+            "{}: removed {} partial download{} of runs that are gone ({})",
+            dir.display(),
+            r.entries,
+            if r.entries == 1 { "" } else { "s" },
+            size(r.bytes)
+        );
+    }
     Ok(())
 }
 

@@ -126,6 +126,10 @@ enum Command {
     /// Print the built-in layout rules, the starting point for a --rules file
     Rules,
 
+    /// Manage the archive cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
+
     /// Be the builder of a Nix derivation (see docs/nix.md)
     ///
     /// The derivation's builder is a static redist and its args are
@@ -286,6 +290,10 @@ struct InstallArgs {
     /// Components installed at once (default: cores).
     #[arg(long, short, value_name = "N")]
     jobs: Option<usize>,
+    /// When another install into PREFIX is running, fail instead of waiting
+    /// for it (installs into one prefix take turns).
+    #[arg(long)]
+    no_wait: bool,
     #[command(flatten)]
     patch: PatchArgs,
     /// Print the report as JSON.
@@ -451,6 +459,26 @@ impl PatchArgs {
     }
 }
 
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Remove what killed runs left in the cache (partial downloads of
+    /// processes that are gone); a running download is never touched.
+    /// `install` does the same, and also removes the staging directories
+    /// of killed installs beside its prefix.
+    ///
+    /// Example:
+    ///   redist cache clean
+    #[command(verbatim_doc_comment)]
+    Clean {
+        /// Cache directory (default: $XDG_CACHE_HOME/redist, or ~/.cache/redist).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Print what was removed as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LayoutArg {
     Split,
@@ -506,6 +534,9 @@ fn main() -> ExitCode {
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())
+        }
+        Command::Cache(CacheCommand::Clean { cache_dir, json }) => {
+            commands::cache_clean(cache_dir, json)
         }
     };
     if redist::interrupted() {

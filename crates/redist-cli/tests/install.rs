@@ -661,3 +661,147 @@ fn a_missing_dependency_directory_stops_the_install_before_any_download() {
     assert_eq!(m.server.requests(&rel), 0, "nothing downloaded");
     assert!(!m.prefix().exists());
 }
+
+/// `redist install … --prefix P ARGS` started in the background.
+fn spawn_install(m: &Mirror, args: &[&str]) -> std::process::Child {
+    let url = m.url();
+    let (cache, prefix) = (m.cache(), m.prefix());
+    redist()
+        .args(["install", "--manifest", &url, "--platform", "linux-x86_64"])
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--prefix")
+        .arg(&prefix)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn redist install")
+}
+
+/// Waits until the server has seen a request for `rel` (the first install
+/// holds the prefix's lock by then).
+fn wait_for_request(m: &Mirror, rel: &str) {
+    for _ in 0..500 {
+        if m.server.requests(rel) > 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no request for {rel}");
+}
+
+#[test]
+fn concurrent_installs_into_one_prefix_take_turns_and_lose_nothing() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server
+        .fault(&rel, Some(Fault::Slow(Duration::from_millis(40))));
+    let first = spawn_install(&m, &["cuda_nvcc"]);
+    wait_for_request(&m, &rel);
+    // The second one waits for the first, then adds to what it installed.
+    let second = m.install(&["cuda_cudart", "cuda_cupti"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("waiting for another redist install into"),
+        "{}",
+        stderr(&second)
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    for f in ["bin/ptxas", "lib/libcudart.so.12.9.79"] {
+        assert!(m.prefix().join(f).exists(), "{f} lost");
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.prefix().join(".redist/installed.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&str> = state["components"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["cuda_cudart", "cuda_cupti", "cuda_nvcc"]);
+}
+
+#[test]
+fn no_wait_fails_while_another_install_holds_the_prefix() {
+    let m = Mirror::demo();
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server
+        .fault(&rel, Some(Fault::Slow(Duration::from_millis(40))));
+    let first = spawn_install(&m, &["cuda_nvcc"]);
+    wait_for_request(&m, &rel);
+    let o = m.install(&["cuda_cudart", "--no-wait"]);
+    fails_with(
+        &o,
+        &[
+            "another redist install into",
+            &format!("is running (pid {})", first.id()),
+            "not waiting (--no-wait)",
+        ],
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(!m.prefix().join("lib/libcudart.so.12.9.79").exists());
+}
+
+#[test]
+fn leftovers_of_killed_installs_are_swept_and_said() {
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    // What a SIGKILLed run leaves: a staging copy beside the prefix and a
+    // partial download in the cache (pid 4194304 is above Linux's pid_max).
+    let parent = m.prefix().parent().unwrap().to_owned();
+    let staging = parent.join(".prefix.redist-staging-4194304-0");
+    std::fs::create_dir_all(staging.join("lib")).unwrap();
+    std::fs::write(staging.join("lib/big"), vec![7u8; 1 << 20]).unwrap();
+    let partial = m.cache().join("sha256/.abc.partial-4194304-3");
+    std::fs::write(&partial, vec![1u8; 1 << 20]).unwrap();
+    // A running download's partial file is not touched.
+    let live = m
+        .cache()
+        .join(format!("sha256/.abd.partial-{}-0", std::process::id()));
+    std::fs::write(&live, "x").unwrap();
+    let o = m.install(&["cuda_cupti"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("removed what killed runs left behind: 4 files and directories, 2.0 MiB"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!staging.exists() && !partial.exists() && live.exists());
+    // `redist cache clean` says when there is nothing (left) to do.
+    std::fs::write(&partial, "y").unwrap();
+    let cache = m.cache();
+    let o = run(
+        &[
+            "cache".as_ref(),
+            "clean".as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("removed 1 partial download of runs that are gone (1 B)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(
+        &[
+            "cache".as_ref(),
+            "clean".as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+        ],
+        None,
+    );
+    assert!(
+        stdout(&o).contains("nothing left behind by killed runs"),
+        "{}",
+        stdout(&o)
+    );
+}

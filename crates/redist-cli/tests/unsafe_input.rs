@@ -481,6 +481,9 @@ fn sparse_files_are_refused_in_every_encoding() {
         let d = Dir::new();
         let archive = sparse_tar(&d, format, version);
         let err = refuses_file(&d, &archive, &format!("{what} entries are not allowed"));
-        assert!(err.contains("refusing entry"), "{format} {version:?}: {err}");
+        assert!(
+            err.contains("refusing entry"),
+            "{format} {version:?}: {err}"
+        );
     }
 }

@@ -129,6 +129,16 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// Another install into the same prefix is running and waiting was not
+    /// allowed (`--no-wait`).
+    #[error("another redist install into {} is running{}; not waiting (--no-wait)", prefix.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Busy {
+        /// The prefix.
+        prefix: PathBuf,
+        /// The process holding it, when it said.
+        pid: Option<u32>,
+    },
+
     /// A prefix's `.redist/installed.json` cannot be understood.
     #[error("{path}: unreadable install record")]
     InstallRecord {

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{write_error, Error, Result};
 use crate::layout::{Layout, Mode};
+use crate::lock::PrefixLock;
 use crate::manifest::Selected;
 use crate::publish::Staging;
 use crate::report::{Report, Reporter};
@@ -50,6 +51,9 @@ pub struct InstallOptions {
     pub decoder_threads: u32,
     /// Link the new components' ELF files across the whole prefix.
     pub autopatch: Option<crate::autopatch::AutopatchOptions>,
+    /// When another install into the prefix is running: wait for it
+    /// (`true`) or fail with [`Error::Busy`].
+    pub wait: bool,
 }
 
 /// What one component's install did.
@@ -133,6 +137,20 @@ pub fn install(
     let prefix = std::path::absolute(&opts.prefix).map_err(write_error(&opts.prefix))?;
     if let Some(ap) = &opts.autopatch {
         ap.check()?;
+    }
+    // One install at a time per prefix; what killed runs left is ours to
+    // clear once we hold the lock.
+    let _lock = PrefixLock::acquire(&prefix, opts.wait, &|m| reporter.note(m))?;
+    let mut reclaimed = crate::lock::sweep_beside(&prefix);
+    if let Some(cache) = &source.cache {
+        reclaimed.add(cache.sweep());
+    }
+    if reclaimed.entries > 0 {
+        reporter.note(&format!(
+            "removed what killed runs left behind: {} files and directories, {:.1} MiB",
+            reclaimed.entries,
+            reclaimed.bytes as f64 / (1 << 20) as f64
+        ));
     }
     let state = read_state(&prefix)?;
     check_layout(&prefix, &state, opts.layout)?;

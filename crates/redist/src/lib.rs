@@ -44,6 +44,7 @@ mod error;
 mod fixup;
 mod install;
 mod layout;
+mod lock;
 mod manifest;
 pub mod nix;
 mod placement;
@@ -69,6 +70,7 @@ use error::write_error;
 pub use error::{Error, Result, UnsafeRule};
 pub use install::{install, ComponentReport, InstallOptions, InstallReport};
 pub use layout::{glob_set, Layout, Mode, OutputRule, RenameRule, Rules};
+pub use lock::Reclaimed;
 pub use manifest::{
     host_platform, Archive, Component, Manifest, ManifestError, PlatformEntry, Selected,
 };

@@ -434,6 +434,26 @@ impl Cache {
         let _ = fs::remove_file(self.path(sha256));
     }
 
+    /// Remove the partial downloads (`.<sha256>.partial-<pid>-<n>`) of
+    /// processes that are gone — killed runs; a running download's file is
+    /// never touched.
+    pub fn sweep(&self) -> crate::lock::Reclaimed {
+        let mut reclaimed = crate::lock::Reclaimed::default();
+        let dir = self.dir.join("sha256");
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split_once(".partial-"))
+                .and_then(|(_, rest)| rest.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(crate::lock::is_gone) {
+                reclaimed.add(crate::lock::remove(&e.path()));
+            }
+        }
+        reclaimed
+    }
+
     /// Start writing an entry: wrap `reader` so every byte also goes to a
     /// partial file; [`Pending::commit`] makes it the entry once verified.
     pub(crate) fn tee<R: Read>(
