@@ -277,10 +277,12 @@ fn unpack(args: Vec<String>) -> Result<(), String> {
             || reset(&red_dir, false),
             || {
                 let mut c = Command::new(&redist);
+                // Like `tar -x`, no flush to disk (`--no-fsync`).
                 c.arg("unpack")
                     .arg(archive)
                     .arg("--out")
                     .arg(&red_dir)
+                    .arg("--no-fsync")
                     .arg("-q");
                 c
             },

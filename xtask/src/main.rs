@@ -194,6 +194,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libc6-dev-ppc64-cross",
     "qemu-user",
     "nix-bin",
+    "strace",
 ];
 
 /// Commands the tests run, and the package that brings each.
@@ -209,6 +210,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("powerpc64-linux-gnu-gcc", "gcc-powerpc64-linux-gnu"),
     ("qemu-aarch64", "qemu-user"),
     ("nix-build", "nix-bin"),
+    ("strace", "strace"),
 ];
 
 fn on_path(cmd: &str) -> bool {

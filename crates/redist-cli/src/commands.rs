@@ -113,6 +113,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         decoder_threads: redist::default_threads() as u32,
         autopatch: args.patch.options()?,
         wait: !args.no_wait,
+        durable: !args.no_fsync,
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     let report = redist::install(&source, &selected, &opts, &reporter)?;

@@ -294,6 +294,11 @@ struct InstallArgs {
     /// for it (installs into one prefix take turns).
     #[arg(long)]
     no_wait: bool,
+    /// Do not flush the new tree to disk before publishing it (one
+    /// syncfs): for tmpfs and benchmarks. After a power loss the tree may
+    /// then hold empty files.
+    #[arg(long)]
+    no_fsync: bool,
     #[command(flatten)]
     patch: PatchArgs,
     /// Print the report as JSON.
@@ -367,6 +372,12 @@ struct UnpackArgs {
     /// include, lib and nvvm directories, and their libraries are found.
     #[arg(long, value_name = "DIR")]
     toolkit_dep: Vec<PathBuf>,
+
+    /// Do not flush the new tree to disk before publishing it (one
+    /// syncfs): for tmpfs and benchmarks. After a power loss the tree may
+    /// then hold empty files.
+    #[arg(long)]
+    no_fsync: bool,
 
     #[command(flatten)]
     patch: PatchArgs,
@@ -593,6 +604,7 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
             .iter()
             .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
             .collect(),
+        durable: !args.no_fsync,
         ..Default::default()
     };
     if let Some(t) = args.threads {

@@ -525,3 +525,48 @@ fn rules_command_prints_the_builtin_table() {
     assert!(text.contains("[[output]]\nname = \"stubs\""), "{text}");
     assert!(text.contains("pattern = \"^lib64/\""), "{text}");
 }
+
+/// The system calls `redist ARGS` makes among `calls` (strace).
+fn traced(calls: &str, args: &[&std::ffi::OsStr]) -> String {
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let st = std::process::Command::new("strace")
+        .args(["-f", "-e", &format!("trace={calls}"), "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_redist"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("strace is needed by this test: apt-get install strace");
+    assert!(st.success());
+    std::fs::read_to_string(trace.path()).unwrap()
+}
+
+#[test]
+fn the_tree_is_flushed_before_it_is_published_unless_told_not_to() {
+    let d = Dir::new();
+    let archive = d.archive(&cudart_like(), Compression::Xz);
+    for (out, extra, flushed) in [("a", None, true), ("b", Some("--no-fsync"), false)] {
+        let out = d.join(out);
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "unpack".as_ref(),
+            archive.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "-q".as_ref(),
+        ];
+        args.extend(extra.map(std::ffi::OsStr::new));
+        let log = traced("syncfs,fsync,rename", &args);
+        let syncfs = log.find("syncfs(");
+        let rename = log.find("rename(");
+        assert!(rename.is_some(), "{log}");
+        if flushed {
+            // syncfs, then the rename, then the parent directory's fsync.
+            assert!(syncfs.is_some_and(|s| s < rename.unwrap()), "{log}");
+            assert!(log[rename.unwrap()..].contains("fsync("), "{log}");
+        } else {
+            assert!(syncfs.is_none(), "{log}");
+        }
+        assert!(out.join("lib").is_dir());
+    }
+}

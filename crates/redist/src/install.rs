@@ -54,6 +54,8 @@ pub struct InstallOptions {
     /// When another install into the prefix is running: wait for it
     /// (`true`) or fail with [`Error::Busy`].
     pub wait: bool,
+    /// Flush the new prefix to disk before it replaces the old one.
+    pub durable: bool,
 }
 
 /// What one component's install did.
@@ -216,7 +218,7 @@ pub fn install(
         source: io::Error::other(e),
     })?;
     fs::write(&state_path, json).map_err(write_error(&state_path))?;
-    staging.replace(&prefix)?;
+    staging.replace(&prefix, opts.durable)?;
 
     let components = selected
         .iter()
@@ -292,6 +294,9 @@ fn unpack_all<'s>(
                     // Merged: the `targets/` links satisfy NVIDIA's profile.
                     // Split: rewritten below, once every component is in.
                     keep_nvcc_profile: true,
+                    // Published into the staging prefix, which is what
+                    // gets flushed.
+                    durable: false,
                 };
                 let out = tmp.join(&sel.component);
                 let r = source.with_archive(sel, |opened| {

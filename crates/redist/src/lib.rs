@@ -180,6 +180,10 @@ pub struct UnpackOptions {
     /// Leave `bin/nvcc.profile` as shipped: the tree will be a merged
     /// prefix with the `.run` installer's `targets/` links.
     pub keep_nvcc_profile: bool,
+    /// Flush the tree to disk before publishing it (one `syncfs`): off
+    /// only where durability does not matter (tmpfs, benchmarks, a tree an
+    /// installer publishes again itself).
+    pub durable: bool,
 }
 
 impl Default for UnpackOptions {
@@ -195,6 +199,7 @@ impl Default for UnpackOptions {
             autopatch: Some(autopatch::AutopatchOptions::default()),
             toolkit_deps: Vec::new(),
             keep_nvcc_profile: false,
+            durable: true,
         }
     }
 }
@@ -303,7 +308,7 @@ fn run(
     };
 
     progress.stage("publish");
-    staging.publish(out)?;
+    staging.publish(out, opts.durable)?;
 
     let (outputs, elf_files) = outputs_and_elf_files(&tree, &opts.layout);
     let dstats = written.decode;

@@ -281,6 +281,9 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         }),
         toolkit_deps: toolkit_deps(&b.toolkit_deps, &layout_names)?,
         keep_nvcc_profile: false,
+        // An intermediate tree, moved into the outputs below; the store's
+        // durability is Nix's to ensure when it registers them.
+        durable: false,
     };
     let (report, written) = crate::unpack_tree(Input::Path(b.src.clone()), &tree, &opts, progress)?;
 

@@ -74,23 +74,62 @@ impl Staging {
 
     /// Rename the staged tree to `out`, which must be absent or an empty
     /// directory (anything else there is never touched: the rename fails).
-    pub fn publish(self, out: &Path) -> Result<()> {
+    ///
+    /// With `durable`, the staged files reach the disk before the rename,
+    /// and the rename before this returns: a power loss leaves the old state
+    /// or the whole new tree, never names with empty files.
+    pub fn publish(self, out: &Path, durable: bool) -> Result<()> {
+        if durable {
+            sync_filesystem(self.dir.path())?;
+        }
         fs::rename(self.dir.path(), out).map_err(write_error(out))?;
         self.dir.keep();
+        if durable {
+            sync_parent(out)?;
+        }
         Ok(())
     }
 
     /// Swap the staged tree with `prefix` in one step (a rename when there
-    /// is no prefix yet); the old tree is removed afterwards.
-    pub fn replace(self, prefix: &Path) -> Result<()> {
-        if prefix.exists() {
-            exchange(self.dir.path(), prefix).map_err(write_error(prefix))?;
-            // The staging path now holds the old tree; dropping removes it.
-            Ok(())
-        } else {
-            self.publish(prefix)
+    /// is no prefix yet); the old tree is removed afterwards. `durable` as
+    /// for [`Staging::publish`].
+    pub fn replace(self, prefix: &Path, durable: bool) -> Result<()> {
+        if !prefix.exists() {
+            return self.publish(prefix, durable);
         }
+        if durable {
+            sync_filesystem(self.dir.path())?;
+        }
+        exchange(self.dir.path(), prefix).map_err(write_error(prefix))?;
+        // The staging path now holds the old tree; dropping removes it.
+        if durable {
+            sync_parent(prefix)?;
+        }
+        Ok(())
     }
+}
+
+/// `syncfs(2)` on the filesystem holding `dir`: every file written there
+/// reaches the disk, in one call however many files there are.
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(dir).map_err(write_error(dir))?;
+    // SAFETY: a valid open file descriptor.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(write_error(dir)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// `fsync` the directory holding `path`, so a rename in it is on disk.
+fn sync_parent(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(write_error(parent))
 }
 
 /// `out`'s parent (created) and file name.
@@ -185,7 +224,7 @@ mod tests {
         );
         fs::write(staging.path().join("lib/new"), "new").unwrap();
         let staged = staging.path().to_owned();
-        staging.replace(&prefix).unwrap();
+        staging.replace(&prefix, true).unwrap();
         assert!(prefix.join("lib/new").is_file() && prefix.join("lib/old").is_file());
         assert!(!staged.exists(), "the old tree is removed");
         let names: Vec<_> = fs::read_dir(d.path())
@@ -230,10 +269,10 @@ mod tests {
         fs::create_dir(&out).unwrap();
         let staging = Staging::fresh(&out).unwrap();
         fs::write(staging.path().join("f"), "x").unwrap();
-        staging.publish(&out).unwrap();
+        staging.publish(&out, true).unwrap();
         assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "x");
         let again = Staging::fresh(&out).unwrap();
-        let err = again.publish(&out).unwrap_err();
+        let err = again.publish(&out, false).unwrap_err();
         assert!(err.to_string().contains("cannot write"), "{err}");
         assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "x");
         let dropped = Staging::fresh(&d.path().join("other")).unwrap();
