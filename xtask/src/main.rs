@@ -29,6 +29,18 @@ fn main() -> ExitCode {
     let result = match task {
         "demo" => demo::run(rest),
         "bench" => bench(rest),
+        "hostile" => sh(Command::new(cargo())
+            .current_dir(root())
+            .args([
+                "run",
+                "-q",
+                "-p",
+                "redist-fixtures",
+                "--bin",
+                "hostile",
+                "--",
+            ])
+            .args(rest)),
         "test" => test(rest),
         "e2e" => e2e(rest),
         "dist" => dist().map(|p| println!("{}", p.display())),
@@ -42,6 +54,7 @@ fn main() -> ExitCode {
                  demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
+                 hostile DIR [--large]  write the hostile archives (and EXPECTED.txt) the tests unpack\n  \
                  e2e                real NVIDIA archives (cargo xtask mirror): CUDA 12 tools, the CUDA 13 compiler, cuDNN\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
                  e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)\n  \

@@ -373,10 +373,13 @@ fn write(
     }
     let mut tick = || progress.advance(bytes_in.load(Ordering::Relaxed));
     let written = writer.run(&mut reader, &mut tick).and_then(|tree| {
-        // Past the end-of-archive marker: let the decoder reach its end
-        // (and verify its checksum).
+        // The tar reader stopped at a zero block (the end-of-archive
+        // marker) or at the end of the stream (no marker: cut short).
+        let marker = reader.ends_with_zero_block();
+        // Past the marker: let the decoder reach its end (and verify its
+        // checksum); what follows the marker is ignored, as GNU tar does.
         reader.drain().map_err(|_| Error::DecoderFailed)?;
-        if !reader.ends_with_zero_block() {
+        if !marker {
             return Err(Error::Truncated {
                 archive: label.to_owned(),
                 detail: "the tar stream ends without its end-of-archive marker".into(),

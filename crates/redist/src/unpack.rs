@@ -498,6 +498,21 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// An entry may not replace a directory the archive made (explicitly,
+    /// or implicitly by a path below it), even an empty one.
+    fn not_a_directory(&self, entry: &str, path: &str, new: &'static str) -> Result<()> {
+        if self.archive_dirs.contains(path) {
+            return Err(self.unsafe_entry(
+                entry,
+                UnsafeRule::TypeChange {
+                    existing: "directory",
+                    new,
+                },
+            ));
+        }
+        Ok(())
+    }
+
     fn note_archive_dirs(&mut self, path: &str, itself: bool) {
         if itself {
             self.archive_dirs.insert(path.to_owned());
@@ -592,6 +607,7 @@ impl<'a> Writer<'a> {
         name: &str,
         path: &str,
     ) -> Result<()> {
+        self.not_a_directory(name, path, "file")?;
         let (output, dest) = self.destination(path, false);
         self.prepare(name, &dest, &NodeKind::File)?;
         let header = entry.header();
@@ -662,6 +678,7 @@ impl<'a> Writer<'a> {
         if target.starts_with('/') {
             return Err(self.unsafe_entry(name, UnsafeRule::AbsoluteSymlink(target.to_owned())));
         }
+        self.not_a_directory(name, path, "symlink")?;
         // Resolve lexically from the link's directory; the rewritten target
         // never contains `..` after a normal component, so no chain of
         // links can climb out of the output.
@@ -701,6 +718,7 @@ impl<'a> Writer<'a> {
     }
 
     fn hardlink(&mut self, name: &str, path: &str, target: &str) -> Result<()> {
+        self.not_a_directory(name, path, "file")?;
         let outside = || UnsafeRule::HardlinkOutside(target.to_owned());
         let cleaned = self
             .clean(name, target)
