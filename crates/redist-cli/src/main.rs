@@ -379,6 +379,20 @@ struct UnpackArgs {
     #[arg(long)]
     no_fsync: bool,
 
+    /// Refuse an archive that decompresses to more than SIZE (K, M, G, T
+    /// suffixes; default 1T): a decompression bomb stops early.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
+
+    /// Refuse an archive that expands more than N times (default 1000,
+    /// checked past the first 16 MiB; NVIDIA's archives expand 3-10x).
+    #[arg(long, value_name = "N")]
+    max_ratio: Option<u64>,
+
+    /// Neither limit.
+    #[arg(long, conflicts_with_all = ["max_size", "max_ratio"])]
+    no_limits: bool,
+
     #[command(flatten)]
     patch: PatchArgs,
 
@@ -468,6 +482,21 @@ impl PatchArgs {
             driver_runpath: self.driver_runpath.clone().filter(|d| !d.is_empty()),
         }))
     }
+}
+
+/// `1048576`, `512K`, `1M`, `2G`, `1T` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        Some(b'T' | b't') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("`{s}` is not a size (a number, optionally with K, M, G or T)"))
 }
 
 #[derive(Subcommand)]
@@ -605,6 +634,15 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
             .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
             .collect(),
         durable: !args.no_fsync,
+        limits: if args.no_limits {
+            redist::Limits::none()
+        } else {
+            let d = redist::Limits::default();
+            redist::Limits {
+                max_bytes: args.max_size.unwrap_or(d.max_bytes),
+                max_ratio: args.max_ratio.unwrap_or(d.max_ratio),
+            }
+        },
         ..Default::default()
     };
     if let Some(t) = args.threads {

@@ -487,3 +487,48 @@ fn sparse_files_are_refused_in_every_encoding() {
         );
     }
 }
+
+#[test]
+fn decompression_bombs_stop_early_with_the_flag_to_allow_them() {
+    // 64 MiB of zeros: a few KB of zstd, expanding thousands of times.
+    let bomb = redist_archive(
+        "x",
+        "1.0",
+        vec![Item::file("lib/zeros", vec![0u8; 64 << 20])],
+    );
+    let d = Dir::new();
+    let archive = d.archive(&bomb, Compression::Zstd);
+    let err = refuses_file(
+        &d,
+        &archive,
+        "refusing to unpack: it expands more than 1000 times",
+    );
+    assert!(err.contains("--max-ratio"), "{err}");
+    // Allowed when asked.
+    let out = d.join("out");
+    let o = unpack(&archive, &out, &["--no-limits", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::metadata(out.join("lib/lib/zeros")).unwrap().len(),
+        64 << 20
+    );
+    // A size limit, also on an ordinary archive.
+    let d = Dir::new();
+    let archive = d.archive(&cudart_like(), Compression::Xz);
+    let out = d.join("out");
+    let o = unpack(&archive, &out, &["--max-size", "4K"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("it decompresses to more than 4096 bytes (--max-size"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    let o = unpack(&archive, &out, &["--max-size", "lots"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&o).contains("`lots` is not a size"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -101,6 +101,53 @@ fn looks_like_tar(head: &[u8]) -> bool {
     stored == sum && head[0] != 0
 }
 
+/// How much an archive may expand: a decompression bomb (a few KB that
+/// decode to terabytes) is stopped early with a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Decoded bytes at most.
+    pub max_bytes: u64,
+    /// Decoded bytes per compressed byte at most, checked once more than
+    /// [`Limits::RATIO_FLOOR`] bytes are decoded (small archives of zeros
+    /// are fine).
+    pub max_ratio: u64,
+}
+
+impl Limits {
+    /// Below this many decoded bytes the ratio is not checked.
+    pub const RATIO_FLOOR: u64 = 16 << 20;
+
+    /// No limits.
+    pub fn none() -> Limits {
+        Limits {
+            max_bytes: u64::MAX,
+            max_ratio: u64::MAX,
+        }
+    }
+}
+
+impl Default for Limits {
+    /// 1 TiB and 1000:1. NVIDIA's archives expand 3 to 10 times; xz packs
+    /// a file of zeros about 7000:1.
+    fn default() -> Limits {
+        Limits {
+            max_bytes: 1 << 40,
+            max_ratio: 1000,
+        }
+    }
+}
+
+/// Which limit an archive broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    /// More decoded bytes than `max_bytes`.
+    #[error("it decompresses to more than {0} bytes (--max-size; a decompression bomb?)")]
+    Size(u64),
+    /// A higher ratio than `max_ratio`.
+    #[error("it expands more than {0} times (--max-ratio; a decompression bomb?)")]
+    Ratio(u64),
+}
+
 /// What the decoder thread measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecodeStats {
@@ -131,7 +178,12 @@ impl Decoder {
     ///
     /// `threads` caps liblzma's multithreaded decoder; multi-block `.xz`
     /// files (made by `xz -T`) decode on that many cores.
-    pub fn spawn(archive: &str, mut src: Box<dyn Read + Send>, threads: u32) -> Result<Decoder> {
+    pub fn spawn(
+        archive: &str,
+        mut src: Box<dyn Read + Send>,
+        threads: u32,
+        limits: Limits,
+    ) -> Result<Decoder> {
         let mut head = Vec::with_capacity(HEAD);
         (&mut src)
             .take(HEAD as u64)
@@ -152,12 +204,15 @@ impl Decoder {
         let (pool_tx, pool_rx) = mpsc::channel();
         let label = archive.to_owned();
         let threads = threads.max(1);
+        let counted_in = bytes_in.clone();
         let handle = thread::Builder::new()
             .name("redist-decode".into())
             .spawn(move || {
                 let pump = Pump {
                     full: full_tx,
                     pool: pool_rx,
+                    limits,
+                    bytes_in: counted_in,
                 };
                 let result = run(format, counted, threads, &pump);
                 let result = result.map_err(|e| {
@@ -263,6 +318,8 @@ type Msg = std::result::Result<Vec<u8>, ()>;
 struct Pump {
     full: SyncSender<Msg>,
     pool: Receiver<Vec<u8>>,
+    limits: Limits,
+    bytes_in: Arc<AtomicU64>,
 }
 
 impl Pump {
@@ -279,11 +336,26 @@ impl Pump {
             }
             buf.truncate(filled);
             *out += filled as u64;
+            self.check_limits(*out)?;
             if self.full.send(Ok(buf)).is_err() {
                 // The writer stopped (it failed on its own); nothing to do.
                 return Ok(());
             }
         }
+    }
+}
+
+impl Pump {
+    fn check_limits(&self, out: u64) -> io::Result<()> {
+        let l = self.limits;
+        if out > l.max_bytes {
+            return Err(io::Error::other(LimitExceeded::Size(l.max_bytes)));
+        }
+        let compressed = self.bytes_in.load(Ordering::Relaxed).max(1);
+        if out > Limits::RATIO_FLOOR && out / compressed > l.max_ratio {
+            return Err(io::Error::other(LimitExceeded::Ratio(l.max_ratio)));
+        }
+        Ok(())
     }
 }
 
@@ -380,6 +452,12 @@ fn classify(
 ) -> Error {
     if let Some(source) = source_error.lock().ok().and_then(|mut s| s.take()) {
         return source_failure(archive, source);
+    }
+    if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<LimitExceeded>()) {
+        return Error::TooLarge {
+            archive: archive.to_owned(),
+            limit: *limit,
+        };
     }
     // liblzma, flate2 and zstd all report input that ends inside a
     // stream as `UnexpectedEof`.

@@ -40,6 +40,15 @@ pub enum Error {
         cause: io::Error,
     },
 
+    /// The archive expands beyond a limit ([`crate::Limits`]).
+    #[error("{archive}: refusing to unpack: {limit}")]
+    TooLarge {
+        /// The archive's label (its path, URL or `<stdin>`).
+        archive: String,
+        /// The limit it broke.
+        limit: crate::decode::LimitExceeded,
+    },
+
     /// The tar stream ended before the archive did.
     #[error("{archive}: truncated archive: {detail}")]
     Truncated {

@@ -297,6 +297,7 @@ fn unpack_all<'s>(
                     // Published into the staging prefix, which is what
                     // gets flushed.
                     durable: false,
+                    limits: crate::Limits::default(),
                 };
                 let out = tmp.join(&sel.component);
                 let r = source.with_archive(sel, |opened| {

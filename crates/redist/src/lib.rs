@@ -65,7 +65,7 @@ use std::time::Instant;
 pub use autopatch::{
     AutopatchOptions, AutopatchReport, FileReport, Resolution, RunpathMode, SearchTag, SkippedFile,
 };
-pub use decode::Format;
+pub use decode::{Format, LimitExceeded, Limits};
 use error::write_error;
 pub use error::{Error, Result, UnsafeRule};
 pub use install::{install, ComponentReport, InstallOptions, InstallReport};
@@ -184,6 +184,8 @@ pub struct UnpackOptions {
     /// only where durability does not matter (tmpfs, benchmarks, a tree an
     /// installer publishes again itself).
     pub durable: bool,
+    /// How far the archive may expand (decompression bombs).
+    pub limits: Limits,
 }
 
 impl Default for UnpackOptions {
@@ -200,6 +202,7 @@ impl Default for UnpackOptions {
             toolkit_deps: Vec::new(),
             keep_nvcc_profile: false,
             durable: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -365,7 +368,7 @@ fn write(
     opts: &UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<Written> {
-    let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads)?;
+    let decoder = decode::Decoder::spawn(label, reader, opts.decoder_threads, opts.limits)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
     let mut writer = unpack::Writer::new(label, staging, final_root, &opts.layout, opts.mtime);
     if let Some(only) = &opts.only {
@@ -536,7 +539,7 @@ pub fn outputs_of(
 ) -> Result<std::collections::BTreeSet<String>> {
     let (label, reader, size) = input.open()?;
     progress.begin(&label, size);
-    let decoder = decode::Decoder::spawn(&label, reader, 1)?;
+    let decoder = decode::Decoder::spawn(&label, reader, 1, decode::Limits::default())?;
     let (mut reader, handle, bytes_in, _) = decoder.into_parts();
     let listed = list_paths(&label, &mut reader, &mut || {
         progress.advance(bytes_in.load(Ordering::Relaxed))

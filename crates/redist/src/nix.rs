@@ -284,6 +284,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         // An intermediate tree, moved into the outputs below; the store's
         // durability is Nix's to ensure when it registers them.
         durable: false,
+        limits: crate::Limits::default(),
     };
     let (report, written) = crate::unpack_tree(Input::Path(b.src.clone()), &tree, &opts, progress)?;
 
