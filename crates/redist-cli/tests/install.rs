@@ -805,3 +805,73 @@ fn leftovers_of_killed_installs_are_swept_and_said() {
         stdout(&o)
     );
 }
+
+/// Every complete cache entry is named by the sha256 of its bytes.
+fn assert_cache_verified(m: &Mirror) {
+    use sha2::Digest;
+    for name in m.cache_files() {
+        if name.starts_with('.') {
+            continue; // a partial download, not an entry
+        }
+        let data = std::fs::read(m.cache().join("sha256").join(&name)).unwrap();
+        let sum: String = sha2::Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sum, name, "an unverified archive in the cache");
+    }
+}
+
+#[test]
+fn sigkill_at_any_point_leaves_the_old_prefix_or_the_new_one() {
+    use std::os::unix::process::ExitStatusExt;
+    let m = Mirror::demo();
+    assert!(m.install(&["cuda_cudart"]).status.success());
+    let old = tree_of(&m.prefix());
+    let rel = m.archive_path("cuda_nvcc", "12.9.86");
+    m.server
+        .fault(&rel, Some(Fault::Slow(Duration::from_millis(25))));
+    let mut killed = 0;
+    for i in 0..20u64 {
+        // Spread the kills over download, decode, write and publish.
+        let mut child = spawn_install(&m, &["cuda_nvcc", "--no-cache"]);
+        std::thread::sleep(Duration::from_millis(5 + (i * 37) % 160));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        killed += usize::from(status.signal() == Some(9));
+        let now = tree_of(&m.prefix());
+        let has_new = now.contains_key("bin/ptxas");
+        if has_new {
+            // The complete new prefix: the old one's files and all of nvcc's.
+            for (k, v) in old.iter().filter(|(k, _)| !k.starts_with(".redist")) {
+                assert_eq!(now.get(k), Some(v), "run {i}: {k} after a kill");
+            }
+            assert!(now.contains_key("bin/nvcc.profile"), "run {i}");
+            // Back to the old one for the next round.
+            std::fs::remove_dir_all(m.prefix()).unwrap();
+            assert!(m.install(&["cuda_cudart"]).status.success());
+        } else {
+            assert_eq!(now, old, "run {i}: a half-made prefix after a kill");
+        }
+        assert_cache_verified(&m);
+    }
+    assert!(killed >= 10, "only {killed} of 20 runs were killed mid-way");
+    // A re-run succeeds and clears what the killed runs left.
+    let o = m.install(&["cuda_nvcc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(m.prefix().join("bin/ptxas").is_file());
+    let parent = m.prefix().parent().unwrap().to_owned();
+    let leftovers: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("redist-staging") || n.contains("relocating"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        !m.cache_files().iter().any(|n| n.contains(".partial-")),
+        "{:?}",
+        m.cache_files()
+    );
+    assert_cache_verified(&m);
+}

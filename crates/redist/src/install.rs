@@ -217,7 +217,11 @@ pub fn install(
         path: state_path.clone(),
         source: io::Error::other(e),
     })?;
-    fs::write(&state_path, json).map_err(write_error(&state_path))?;
+    // A new file renamed over the old name: the staged record is a hard
+    // link to the live prefix's, which must not change before the swap.
+    let fresh = state_path.with_extension("json.new");
+    fs::write(&fresh, json).map_err(write_error(&fresh))?;
+    fs::rename(&fresh, &state_path).map_err(write_error(&state_path))?;
     staging.replace(&prefix, opts.durable)?;
 
     let components = selected
