@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let result = match task {
         "demo" => demo::run(rest),
         "bench" => bench(rest),
+        "elf-corpus" => elf_corpus(rest),
         "hostile" => sh(Command::new(cargo())
             .current_dir(root())
             .args([
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
                  hostile DIR [--large]  write the hostile archives (and EXPECTED.txt) the tests unpack\n  \
+                 elf-corpus [DIR…]  every ELF file under /usr read, RUNPATH/interpreter edited, checked (part of test)\n  \
                  e2e                real NVIDIA archives (cargo xtask mirror): CUDA 12 tools, the CUDA 13 compiler, cuDNN\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
                  e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)\n  \
@@ -274,7 +276,26 @@ fn test(args: &[String]) -> Result {
         .args(["test", "--workspace"])
         .args(args))?;
     e2e(&[])?;
-    e2e_nix(&[])
+    e2e_nix(&[])?;
+    elf_corpus(&[])
+}
+
+/// Every ELF file under `/usr` (or the directories given) read, edited in
+/// memory and checked (`crates/elfpatch/examples/corpus.rs`).
+fn elf_corpus(dirs: &[String]) -> Result {
+    sh(Command::new(cargo())
+        .current_dir(root())
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "elfpatch",
+            "--example",
+            "corpus",
+            "--",
+        ])
+        .args(dirs))
 }
 
 /// `cargo test --release` of one of redist-cli's test files, running its
