@@ -532,3 +532,53 @@ fn decompression_bombs_stop_early_with_the_flag_to_allow_them() {
         stderr(&o)
     );
 }
+
+/// A 64 KiB tmpfs mounted for the test (root only), unmounted on drop.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: std::path::PathBuf) -> Option<SmallFs> {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs(at))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
+    let d = Dir::new();
+    let Some(fs) = SmallFs::mount(d.join("small")) else {
+        // Mounting needs root (CI runs as root); say so rather than pass.
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let big = redist_archive(
+        "x",
+        "1.0",
+        vec![
+            Item::file("lib/small", "fits"),
+            Item::file("lib/big", vec![7u8; 1 << 20]),
+        ],
+    );
+    let archive = d.archive(&big, Compression::Xz);
+    let out = fs.0.join("out");
+    let o = unpack(&archive, &out, &["-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write") && stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(&fs.0).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left on the full disk: {left:?}");
+}
