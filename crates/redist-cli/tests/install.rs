@@ -693,14 +693,21 @@ fn wait_for_request(m: &Mirror, rel: &str) {
     panic!("no request for {rel}");
 }
 
-#[test]
-fn concurrent_installs_into_one_prefix_take_turns_and_lose_nothing() {
-    let m = Mirror::demo();
+/// An install of `cuda_nvcc` over a slowed download, started in the
+/// background and holding the prefix's lock by the time this returns.
+fn install_holding_the_prefix(m: &Mirror) -> std::process::Child {
     let rel = m.archive_path("cuda_nvcc", "12.9.86");
     m.server
         .fault(&rel, Some(Fault::Slow(Duration::from_millis(40))));
-    let first = spawn_install(&m, &["cuda_nvcc"]);
-    wait_for_request(&m, &rel);
+    let first = spawn_install(m, &["cuda_nvcc"]);
+    wait_for_request(m, &rel);
+    first
+}
+
+#[test]
+fn concurrent_installs_into_one_prefix_take_turns_and_lose_nothing() {
+    let m = Mirror::demo();
+    let first = install_holding_the_prefix(&m);
     // The second one waits for the first, then adds to what it installed.
     let second = m.install(&["cuda_cudart", "cuda_cupti"]);
     assert!(second.status.success(), "{}", stderr(&second));
@@ -729,11 +736,7 @@ fn concurrent_installs_into_one_prefix_take_turns_and_lose_nothing() {
 #[test]
 fn no_wait_fails_while_another_install_holds_the_prefix() {
     let m = Mirror::demo();
-    let rel = m.archive_path("cuda_nvcc", "12.9.86");
-    m.server
-        .fault(&rel, Some(Fault::Slow(Duration::from_millis(40))));
-    let first = spawn_install(&m, &["cuda_nvcc"]);
-    wait_for_request(&m, &rel);
+    let first = install_holding_the_prefix(&m);
     let o = m.install(&["cuda_cudart", "--no-wait"]);
     fails_with(
         &o,

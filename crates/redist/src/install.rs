@@ -143,7 +143,7 @@ pub fn install(
     // One install at a time per prefix; what killed runs left is ours to
     // clear once we hold the lock.
     let _lock = PrefixLock::acquire(&prefix, opts.wait, &|m| reporter.note(m))?;
-    let mut reclaimed = crate::lock::sweep_beside(&prefix);
+    let mut reclaimed = crate::publish::sweep_leftovers(&prefix);
     if let Some(cache) = &source.cache {
         reclaimed.add(cache.sweep());
     }

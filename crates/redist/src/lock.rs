@@ -9,7 +9,7 @@
 //!
 //! Under the lock no other install into this prefix runs, so staging
 //! directories beside it whose process is gone are leftovers of a killed
-//! run: [`sweep_beside`] removes them. Partial cache downloads are swept
+//! run: `publish::sweep_leftovers` removes them. Partial cache downloads are swept
 //! by the cache the same way (see `Cache::sweep`).
 
 use std::fs::{self, File, OpenOptions};
@@ -65,16 +65,7 @@ impl PrefixLock {
 
 /// `.<name>.redist-lock` beside `prefix`.
 fn lock_path(prefix: &Path) -> PathBuf {
-    beside(prefix, "redist-lock")
-}
-
-/// `.<name>.<what>` beside `path`.
-fn beside(path: &Path, what: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{what}"))
+    crate::publish::sibling(prefix, "redist-lock")
 }
 
 /// The pid the current holder wrote, if any.
@@ -121,36 +112,6 @@ impl Reclaimed {
         self.entries += other.entries;
         self.bytes += other.bytes;
     }
-}
-
-/// Remove the staging directories of killed runs beside `prefix`:
-/// `.<name>.redist-staging-<pid>-<n>` (and its `.relocating` twin) and the
-/// older `.<name>.redist-install-<pid>`, when process `<pid>` is gone.
-pub(crate) fn sweep_beside(prefix: &Path) -> Reclaimed {
-    let mut reclaimed = Reclaimed::default();
-    let (Some(parent), Some(name)) = (prefix.parent(), prefix.file_name()) else {
-        return reclaimed;
-    };
-    let name = name.to_string_lossy();
-    let Ok(entries) = fs::read_dir(parent) else {
-        return reclaimed;
-    };
-    for e in entries.flatten() {
-        let file_name = e.file_name();
-        let file_name = file_name.to_string_lossy();
-        let Some(rest) = file_name.strip_prefix(&format!(".{name}.")) else {
-            continue;
-        };
-        let pid = rest
-            .strip_prefix("redist-staging-")
-            .or_else(|| rest.strip_prefix("redist-install-"))
-            .and_then(|r| r.split(['-', '.']).next())
-            .and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(is_gone) {
-            reclaimed.add(remove(&e.path()));
-        }
-    }
-    reclaimed
 }
 
 /// Remove a file or a tree, counting what it held.
@@ -220,7 +181,7 @@ mod tests {
             fs::create_dir_all(p.join("lib")).unwrap();
             fs::write(p.join("lib/f"), "12345").unwrap();
         }
-        let r = sweep_beside(&prefix);
+        let r = crate::publish::sweep_leftovers(&prefix);
         assert_eq!(
             r,
             Reclaimed {

@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{write_error, Error, Result};
+use crate::lock::{is_gone, remove, Reclaimed};
 use crate::scratch::Scratch;
 
 /// A directory beside its destination, removed unless published.
@@ -30,9 +31,11 @@ pub struct Staging {
 impl Staging {
     /// An empty `.<name>.redist-staging-<pid>-<n>` beside `out`.
     pub fn fresh(out: &Path) -> Result<Staging> {
-        let (parent, name) = beside(out)?;
+        let parent = parent_of(out);
+        fs::create_dir_all(&parent).map_err(write_error(&parent))?;
         for n in 0..1000 {
-            let path = parent.join(format!(".{name}.redist-staging-{}-{n}", std::process::id()));
+            let what = format!("{STAGING}{}-{n}", std::process::id());
+            let path = sibling(out, &what);
             let dir = Scratch::new(path);
             match fs::create_dir(dir.path()) {
                 Ok(()) => return Ok(Staging::at(dir)),
@@ -132,18 +135,54 @@ fn sync_parent(path: &Path) -> Result<()> {
         .map_err(write_error(parent))
 }
 
-/// `out`'s parent (created) and file name.
-fn beside(out: &Path) -> Result<(PathBuf, String)> {
-    let parent = match out.parent() {
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(write_error(&parent))?;
-    let name = out
+    }
+}
+
+/// `.<name>.<what>` beside `path`: where redist keeps what belongs to it
+/// (staging directories, the install lock).
+pub(crate) fn sibling(path: &Path, what: &str) -> PathBuf {
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok((parent, name))
+    parent_of(path).join(format!(".{name}.{what}"))
+}
+
+/// What staging directories are called after `.<name>.`.
+const STAGING: &str = "redist-staging-";
+
+/// Remove the staging directories of killed runs beside `prefix`:
+/// `.<name>.redist-staging-<pid>-<n>` (and its `.relocating` twin) and the
+/// older `.<name>.redist-install-<pid>`, when process `<pid>` is gone.
+pub(crate) fn sweep_leftovers(prefix: &Path) -> Reclaimed {
+    let mut reclaimed = Reclaimed::default();
+    let Some(name) = prefix.file_name() else {
+        return reclaimed;
+    };
+    let ours = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(parent_of(prefix)) else {
+        return reclaimed;
+    };
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&ours)) else {
+            continue;
+        };
+        let pid = rest
+            .strip_prefix(STAGING)
+            .or_else(|| rest.strip_prefix("redist-install-"))
+            .and_then(|r| r.split(['-', '.']).next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(is_gone) {
+            reclaimed.add(remove(&e.path()));
+        }
+    }
+    reclaimed
 }
 
 /// How [`copy_tree`] makes each file.
