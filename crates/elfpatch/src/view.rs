@@ -362,6 +362,24 @@ impl<'a> View<'a> {
             if p.p_type == PT_LOAD || p.p_type == PT_DYNAMIC || p.p_type == PT_INTERP {
                 self.check_range(p.p_offset, p.p_filesz, segment_name(p.p_type))?;
             }
+            // What glibc's loader requires of every PT_LOAD; an edit that
+            // shifts segments by pages keeps it only for such alignments.
+            if p.p_type == PT_LOAD && p.p_align > 1 {
+                if !p.p_align.is_power_of_two() {
+                    return Err(Malformed::BadField {
+                        field: "p_align of a PT_LOAD (not a power of two)",
+                        value: p.p_align,
+                    }
+                    .into());
+                }
+                if p.p_vaddr.wrapping_sub(p.p_offset) & (p.p_align - 1) != 0 {
+                    return Err(Malformed::BadField {
+                        field: "p_offset of a PT_LOAD (not congruent to p_vaddr modulo p_align)",
+                        value: p.p_offset,
+                    }
+                    .into());
+                }
+            }
             if p.p_type == PT_LOAD && p.p_filesz > p.p_memsz {
                 return Err(Malformed::BadField {
                     field: "p_filesz (larger than p_memsz)",
@@ -450,8 +468,11 @@ impl<'a> View<'a> {
             }
             .into());
         }
-        self.check_section_names(&shdrs)?;
         self.shdrs = shdrs;
+        if let Err(e) = self.check_section_names(&self.shdrs) {
+            self.shdrs = Vec::new();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -524,6 +545,9 @@ impl<'a> View<'a> {
                 value: index,
             })?;
         let size = table.sh_size;
+        // Overlapping a header table, its names would change with any edit
+        // of the headers.
+        self.check_disjoint_from_headers(table.sh_offset, size, "section name table")?;
         if size > 0 {
             let last = self.read(table.sh_offset + size - 1, 1, "section name table")?;
             if last[0] != 0 {
@@ -925,7 +949,14 @@ impl View<'_> {
                 .iter()
                 .find(|h| h.sh_type == SHT_DYNSYM && h.sh_addr == s.addr && syment > 0)
                 .map(|h| h.sh_size / syment);
-            t.nsyms = from_shdr.or(hash_nsyms).or(gnu_nsyms);
+            // The hash tables index the symbols for the loader: when a
+            // (damaged) file's sources disagree, the table is as long as
+            // the longest says, so that moving it keeps every symbol the
+            // loader could look up.
+            t.nsyms = [from_shdr, hash_nsyms, gnu_nsyms]
+                .into_iter()
+                .flatten()
+                .max();
             if let Some(n) = t.nsyms {
                 let size = n.saturating_mul(syment);
                 self.check_range(s.offset, size, "dynamic symbol table")?;

@@ -219,6 +219,33 @@ fn rejects_string_table_without_nul() {
     );
 }
 
+/// Found by `cargo xtask fuzz` (elf_edit): a section-name table whose
+/// bytes are the section header table's own. Any edit rewrites section
+/// headers, so the names would change under it.
+#[test]
+fn rejects_section_names_overlapping_the_section_headers() {
+    let d = Dir::new();
+    let lib = library(&d);
+    assert_rejected(
+        &lib,
+        |b| {
+            let h = header(b);
+            let at = h.e_shoff as usize + h.e_shstrndx as usize * h.e_shentsize as usize;
+            // sh_offset of .shstrtab: the section header table itself.
+            b[at + 24..at + 32].copy_from_slice(&h.e_shoff.to_le_bytes());
+        },
+        |m| {
+            matches!(
+                m,
+                Malformed::OverlapsHeaders {
+                    what: "section name table",
+                    ..
+                }
+            )
+        },
+    );
+}
+
 #[test]
 fn rejects_string_offsets_past_the_string_table() {
     let d = Dir::new();

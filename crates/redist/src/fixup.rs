@@ -127,6 +127,23 @@ fn rewrite_pkg_config(text: &str, dirs: &PkgConfigDirs) -> Option<String> {
     changed.then_some(out)
 }
 
+/// [`rewrite_pkg_config`] with the three values given one by one (for the
+/// fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub fn rewrite_pkg_config_with(
+    text: &str,
+    cudaroot: &str,
+    libdir: &str,
+    includedir: &str,
+) -> Option<String> {
+    let dirs = PkgConfigDirs {
+        cudaroot: cudaroot.to_owned(),
+        libdir: libdir.to_owned(),
+        includedir: includedir.to_owned(),
+    };
+    rewrite_pkg_config(text, &dirs)
+}
+
 /// `…/cudart-12.9.pc` → `…/cudart.pc`.
 fn unversioned_pc(dest: &str) -> Option<String> {
     let stem = dest.strip_suffix(".pc")?;

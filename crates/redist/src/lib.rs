@@ -55,6 +55,14 @@ mod source;
 mod toolkit;
 mod unpack;
 
+/// Crate-private functions the fuzz targets in `fuzz/` call; not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::fixup::rewrite_pkg_config_with as rewrite_pkg_config;
+    pub use crate::toolkit::{rewrite_profile, ProfileDirs};
+}
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
