@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod demo;
+mod fuzz;
 mod mirror;
 
 fn main() -> ExitCode {
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "bench" => bench(rest),
         "elf-corpus" => elf_corpus(rest),
+        "fuzz" => fuzz::run(rest),
         "hostile" => sh(Command::new(cargo())
             .current_dir(root())
             .args([
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
                  hostile DIR [--large]  write the hostile archives (and EXPECTED.txt) the tests unpack\n  \
                  elf-corpus [DIR…]  every ELF file under /usr read, RUNPATH/interpreter edited, checked (part of test)\n  \
+                 fuzz [--time SECS] [TARGET…]  the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz), 600 s each\n  \
                  e2e                real NVIDIA archives (cargo xtask mirror): CUDA 12 tools, the CUDA 13 compiler, cuDNN\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
                  e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)\n  \

@@ -120,6 +120,17 @@ pub enum Malformed {
         /// Its offset.
         offset: u64,
     },
+    /// Two tables the dynamic section points at share bytes: editing one
+    /// would change the other.
+    #[error("{first} and {second} overlap (at offset {offset:#x})")]
+    OverlappingTables {
+        /// One table.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+        /// Where the later one starts.
+        offset: u64,
+    },
     /// Section headers and the dynamic section disagree.
     #[error("{what}: the section header says {section:#x}, the dynamic section says {dynamic:#x}")]
     Inconsistent {
@@ -187,6 +198,10 @@ pub enum Unsupported {
     /// default, which a new header would have to say explicitly).
     #[error("the file has no PT_GNU_STACK program header (its stack's executability is the loader's default) and none is added")]
     NoGnuStack,
+    /// Adding a `PT_GNU_STACK` to a file with no program headers at all
+    /// (an object file): there is no table to add it to.
+    #[error("the file has no program headers (an object file?), so no PT_GNU_STACK can be added")]
+    NoProgramHeaders,
     /// Clearing symbol versions of a file without `.gnu.version` or a
     /// readable symbol table.
     #[error(

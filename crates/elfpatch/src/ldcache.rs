@@ -60,6 +60,17 @@ pub(crate) fn existing(view: &View<'_>) -> Result<Option<Existing>> {
         return Ok(None);
     };
     let sh = &view.shdrs[shdr];
+    // Its bytes are cleared when an edit makes it stale: they must be a
+    // note's, and not the headers'.
+    if sh.sh_type != goblin::elf::section_header::SHT_NOTE {
+        return Err(crate::Malformed::BadField {
+            field: "sh_type of .note.nixos.ldcache (not SHT_NOTE)",
+            value: u64::from(sh.sh_type),
+        }
+        .into());
+    }
+    view.check_range(sh.sh_offset, sh.sh_size, "resolution cache note")?;
+    view.check_disjoint_from_headers(sh.sh_offset, sh.sh_size, "resolution cache note")?;
     let desc = view
         .read(sh.sh_offset, sh.sh_size, "resolution cache note")
         .ok()

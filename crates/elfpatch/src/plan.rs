@@ -360,7 +360,7 @@ pub fn plan(view: &View<'_>, edits: &Edits, probe: Probe<'_>) -> Result<Plan> {
         // Its descriptor names store paths: cleared like any abandoned string.
         content.insert(0, (old.offset, vec![0; old.size as usize]));
     }
-    let stack = StackHeader::of(view, edits);
+    let stack = StackHeader::of(view, edits)?;
     let chosen = choose_target(view, &tables, &strings, &entries, page, &stack, &note)?;
     let mut draft = Draft::new(view, &entries, edits, &stack, &note)?;
     if let Some(c) = &chosen {
@@ -572,17 +572,20 @@ enum StackHeader {
 }
 
 impl StackHeader {
-    fn of(view: &View<'_>, edits: &Edits) -> StackHeader {
+    fn of(view: &View<'_>, edits: &Edits) -> Result<StackHeader> {
         let Some(exec) = edits.execstack else {
-            return StackHeader::None;
+            return Ok(StackHeader::None);
         };
-        if view.phdrs.iter().any(|p| p.p_type == PT_GNU_STACK) {
-            return StackHeader::None;
+        if view.phdrs.is_empty() {
+            return Err(Unsupported::NoProgramHeaders.into());
         }
-        match view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
+        if view.phdrs.iter().any(|p| p.p_type == PT_GNU_STACK) {
+            return Ok(StackHeader::None);
+        }
+        Ok(match view.phdrs.iter().position(|p| p.p_type == PT_NULL) {
             Some(n) => StackHeader::ReplaceNull(n),
             None => StackHeader::Add(gnu_stack(exec)),
-        }
+        })
     }
 }
 

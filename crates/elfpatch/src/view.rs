@@ -270,7 +270,7 @@ impl<'a> View<'a> {
 
     /// Rejects a range overlapping the ELF header or the program or section
     /// header tables: writing it would clobber them.
-    fn check_disjoint_from_headers(
+    pub(crate) fn check_disjoint_from_headers(
         &self,
         offset: u64,
         len: u64,
@@ -539,9 +539,9 @@ impl<'a> View<'a> {
         let table = usize::try_from(index)
             .ok()
             .and_then(|i| shdrs.get(i))
-            .filter(|s| s.sh_type != SHT_NOBITS)
+            .filter(|s| s.sh_type == goblin::elf::section_header::SHT_STRTAB)
             .ok_or(Malformed::BadField {
-                field: "e_shstrndx (no such section)",
+                field: "e_shstrndx (no such string table section)",
                 value: index,
             })?;
         let size = table.sh_size;
@@ -979,6 +979,7 @@ impl View<'_> {
             v.size = Some(size);
             t.version_names.extend(names);
         }
+        self.check_tables_disjoint(&t, d)?;
         // Version records name files and versions in .dynstr.
         if let Some(strtab) = &self.dynstr {
             let size = strtab.bytes.len() as u64;
@@ -992,6 +993,55 @@ impl View<'_> {
             }
         }
         Ok(t)
+    }
+
+    /// The dynamic section, its string table, the interpreter and the
+    /// symbol, hash and version tables are disjoint in the file: an edit moves and clears
+    /// some of them, which must not change the others.
+    fn check_tables_disjoint(&self, t: &Tables, d: &Dynamic) -> Result<()> {
+        let entsize = self.codec.dyn_size();
+        let mut ranges: Vec<(&'static str, u64, u64)> = vec![(
+            "the dynamic section",
+            d.offset,
+            d.entries.len() as u64 * entsize + entsize,
+        )];
+        if let Some(s) = &self.dynstr {
+            ranges.push(("DT_STRTAB", s.offset, s.bytes.len() as u64));
+        }
+        if let Some(i) = &self.interp {
+            let p = &self.phdrs[i.phdr];
+            ranges.push(("PT_INTERP", p.p_offset, p.p_filesz));
+        }
+        for (what, table) in [
+            ("DT_SYMTAB", &t.symtab),
+            ("DT_HASH", &t.hash),
+            ("DT_GNU_HASH", &t.gnu_hash),
+            ("DT_VERSYM", &t.versym),
+            ("DT_VERNEED", &t.verneed),
+            ("DT_VERDEF", &t.verdef),
+        ] {
+            if let Some(Table {
+                offset,
+                size: Some(size),
+                ..
+            }) = table
+            {
+                ranges.push((what, *offset, *size));
+            }
+        }
+        ranges.retain(|r| r.2 > 0);
+        ranges.sort_by_key(|r| r.1);
+        for w in ranges.windows(2) {
+            if w[0].1.saturating_add(w[0].2) > w[1].1 {
+                return Err(Malformed::OverlappingTables {
+                    first: w[0].0,
+                    second: w[1].0,
+                    offset: w[1].1,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// `DT_HASH` entries are 8 bytes on 64-bit s390 and Alpha, 4 elsewhere.

@@ -665,5 +665,13 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let r = report.reclaimed;
+    if r.entries > 0 && !args.quiet {
+        eprintln!(
+            "removed what killed runs left behind: {} files and directories, {}",
+            r.entries,
+            table::size(r.bytes)
+        );
+    }
     Ok(())
 }

@@ -533,31 +533,10 @@ fn decompression_bombs_stop_early_with_the_flag_to_allow_them() {
     );
 }
 
-/// A 64 KiB tmpfs mounted for the test (root only), unmounted on drop.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(at: std::path::PathBuf) -> Option<SmallFs> {
-        std::fs::create_dir_all(&at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(&at)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs(at))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
     let d = Dir::new();
-    let Some(fs) = SmallFs::mount(d.join("small")) else {
+    let Some(fs) = SmallFs::mount(d.join("small"), "64k") else {
         // Mounting needs root (CI runs as root); say so rather than pass.
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;

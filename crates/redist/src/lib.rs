@@ -245,11 +245,16 @@ pub(crate) fn unpack_tree(
     } else if out.exists() || out.is_symlink() {
         return Err(Error::OutputExists(out));
     }
+    // What killed runs left beside the output (their staging copies).
+    let reclaimed = publish::sweep_leftovers(&out);
     let (label, reader, size) = input.open()?;
     progress.begin(&label, size);
     let result = run(&label, reader, &out, opts, progress, started);
     progress.finish();
-    result
+    result.map(|(mut report, tree)| {
+        report.reclaimed = reclaimed;
+        (report, tree)
+    })
 }
 
 fn run(
@@ -338,6 +343,7 @@ fn run(
         elf_files,
         fixups,
         warnings,
+        reclaimed: Reclaimed::default(),
         autopatch: patched.clone(),
         bytes_in: dstats.bytes_in,
         bytes_decoded: dstats.bytes_out,

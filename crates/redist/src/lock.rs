@@ -98,7 +98,7 @@ pub(crate) fn is_gone(pid: u32) -> bool {
 }
 
 /// What a sweep removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Reclaimed {
     /// Files and directories removed.
     pub entries: usize,

@@ -316,6 +316,31 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
         });
     }
     absolute_cross_output_links(&written, &tree, &roots)?;
+    // Outputs this build makes; on any failure from here on (a disk that
+    // fills up while copying to another filesystem) none of them remains.
+    let made: Vec<&PathBuf> = b
+        .outputs
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| fs::symlink_metadata(p).is_err())
+        .collect();
+    let result = publish_outputs(b, &tree, &roots);
+    if result.is_err() {
+        for p in &made {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+    result?;
+    let _ = fs::remove_dir_all(&tree);
+    Ok(NixReport {
+        outputs: roots,
+        unpack: report,
+    })
+}
+
+/// Move each staged output to its store path (or make it empty) and write
+/// `out`'s `nix-support/propagated-build-inputs`.
+fn publish_outputs(b: &Builder, tree: &Path, roots: &BTreeMap<String, PathBuf>) -> Result<()> {
     for (name, dest) in &b.outputs {
         let staged = tree.join(name);
         if staged.exists() {
@@ -324,23 +349,17 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             fs::create_dir_all(dest).map_err(write_error(dest))?;
         }
     }
-    let out = &roots["out"];
     let others: Vec<String> = b
         .outputs
         .iter()
         .filter(|(n, _)| n != "out")
         .map(|(_, p)| p.display().to_string())
         .collect();
-    let support = out.join("nix-support");
+    let support = roots["out"].join("nix-support");
     fs::create_dir_all(&support).map_err(write_error(&support))?;
     let file = support.join("propagated-build-inputs");
     fs::write(&file, format!("{}\n", others.join(" ")))
-        .map_err(|source| Error::Write { path: file, source })?;
-    let _ = fs::remove_dir_all(&tree);
-    Ok(NixReport {
-        outputs: roots,
-        unpack: report,
-    })
+        .map_err(|source| Error::Write { path: file, source })
 }
 
 /// The `lib` directories of `libDeps`: a dependency that is not in the

@@ -54,6 +54,8 @@ pub struct Report {
     pub fixups: Vec<String>,
     /// Things the user should know (a file left as shipped, and why).
     pub warnings: Vec<String>,
+    /// Staging directories of killed runs beside the output, removed first.
+    pub reclaimed: crate::Reclaimed,
     /// What autopatch did (absent with `--no-patch`).
     pub autopatch: Option<crate::autopatch::AutopatchReport>,
     /// Compressed bytes read.

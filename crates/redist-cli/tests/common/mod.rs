@@ -267,3 +267,25 @@ pub fn runs_app(app: &Path) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A small tmpfs (`size` as mount takes it: `64k`) mounted for the test
+/// (root only), unmounted on drop.
+pub struct SmallFs(pub std::path::PathBuf);
+
+impl SmallFs {
+    pub fn mount(at: std::path::PathBuf, size: &str) -> Option<SmallFs> {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs(at))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
