@@ -12,6 +12,14 @@
 //! - Debian's `patchelf --print-rpath` (and `--print-interpreter`) reads the
 //!   same values from the edited file, when `patchelf` is installed.
 //!
+//! - it still runs (x86_64 hosts): each x86_64 library of at most 32 MiB
+//!   is loaded with `dlopen(RTLD_NOW)`, and each of a list of well-known
+//!   programs in `/usr/bin` is run with `--version`, as an unedited copy
+//!   and as a copy given a longer RUNPATH (its own plus a long directory)
+//!   and a longer spelling of its own interpreter, side by side in
+//!   directories of the same depth. Whatever the unedited copy does (load,
+//!   print, exit), the edited one must do too.
+//!
 //! Prints the counts and every file that broke an invariant; exits 1 if
 //! any did.
 
@@ -36,7 +44,64 @@ struct Tally {
     /// Files Debian's patchelf cannot read after the edit (with its words).
     patchelf_failed: Vec<(PathBuf, String)>,
     bytes: u64,
+    /// Libraries loaded with `dlopen`, both copies.
+    dlopened: usize,
+    /// Programs run with `--version`, both copies.
+    ran: usize,
 }
+
+/// Programs whose `--version` only prints (run as root in CI: nothing
+/// that could act on the machine).
+const SAFE: &[&str] = &[
+    "ar",
+    "as",
+    "awk",
+    "bash",
+    "c++filt",
+    "cat",
+    "cmake",
+    "cp",
+    "curl",
+    "date",
+    "diff",
+    "du",
+    "eu-elflint",
+    "eu-readelf",
+    "file",
+    "find",
+    "g++",
+    "gawk",
+    "gcc",
+    "gdb",
+    "git",
+    "grep",
+    "gzip",
+    "ld.bfd",
+    "ld.gold",
+    "ls",
+    "make",
+    "md5sum",
+    "nm",
+    "objcopy",
+    "objdump",
+    "openssl",
+    "patchelf",
+    "perl",
+    "python3",
+    "qemu-aarch64",
+    "qemu-i386",
+    "readelf",
+    "sed",
+    "sha256sum",
+    "sort",
+    "strace",
+    "strip",
+    "tar",
+    "valgrind",
+    "wget",
+    "xz",
+    "zstd",
+];
 
 fn files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -107,7 +172,14 @@ fn loads_sound(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn check(index: usize, path: &Path, tally: &Mutex<Tally>, work: &Path, patchelf: bool) {
+fn check(
+    index: usize,
+    path: &Path,
+    tally: &Mutex<Tally>,
+    work: &Path,
+    patchelf: bool,
+    runner: Option<&Path>,
+) {
     let Ok(data) = std::fs::read(path) else {
         return;
     };
@@ -174,7 +246,18 @@ fn check(index: usize, path: &Path, tally: &Mutex<Tally>, work: &Path, patchelf:
             }
         },
     }
+    let mut ran = (0, 0);
+    if t_broken.is_none() && refused.is_none() {
+        if let Some(helper) = runner {
+            match still_runs(index, path, &data, &info, work, helper) {
+                Ok(r) => ran = r,
+                Err(why) => t_broken = Some(why),
+            }
+        }
+    }
     let mut t = tally.lock().unwrap();
+    t.dlopened += ran.0;
+    t.ran += ran.1;
     t.elf += 1;
     t.bytes += data.len() as u64;
     t.patchelf_checked += usize::from(checked_patchelf);
@@ -186,6 +269,116 @@ fn check(index: usize, path: &Path, tally: &Mutex<Tally>, work: &Path, patchelf:
         (None, Some(b)) => t.broken.push((path.to_owned(), b)),
         (None, None) => t.patched += 1,
     }
+}
+
+/// Run or load the unedited and an edited copy of an x86_64 file: `Err`
+/// when only the unedited one works; `Ok((dlopened, ran))` counts what was
+/// compared.
+fn still_runs(
+    index: usize,
+    path: &Path,
+    data: &[u8],
+    info: &elfpatch::Info,
+    work: &Path,
+    dlopen_check: &Path,
+) -> Result<(usize, usize), String> {
+    const EM_X86_64: u16 = 62;
+    if info.machine != EM_X86_64 || info.class != elfpatch::Class::Elf64 {
+        return Ok((0, 0));
+    }
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let program = info.interpreter.is_some()
+        && path.parent() == Some(Path::new("/usr/bin"))
+        && SAFE.contains(&name.as_str());
+    let library = info.interpreter.is_none()
+        && info.kind == elfpatch::FileKind::Dyn
+        && info.soname.is_some()
+        && data.len() <= 32 << 20;
+    if !program && !library {
+        return Ok((0, 0));
+    }
+    let own = info.runpath.as_deref().or(info.rpath.as_deref());
+    let runpath = match own {
+        Some(r) if !r.is_empty() => format!("{r}:/opt/corpus/{}", "x".repeat(150)),
+        _ => format!("/opt/corpus/{}", "x".repeat(150)),
+    };
+    // The same loader, spelled longer: `/lib64/././././ld-linux-x86-64.so.2`.
+    let interpreter = info.interpreter.as_ref().map(|i| match i.rsplit_once('/') {
+        Some((dir, file)) => format!("{dir}{}/{file}", "/.".repeat(8)),
+        None => i.clone(),
+    });
+    let edits = elfpatch::Edits {
+        runpath: elfpatch::RunpathEdit::Set(runpath),
+        force_rpath: info.runpath.is_none() && info.rpath.is_some(),
+        interpreter,
+        ..Default::default()
+    };
+    let edited = elfpatch::patch_bytes(data, &edits).map_err(|e| format!("run edit: {e}"))?;
+    let dir = work.join(format!("run-{}-{index}", std::process::id()));
+    let result = (|| {
+        let mut outcomes = Vec::new();
+        for (which, bytes) in [("plain", data), ("edited", &edited[..])] {
+            let d = dir.join(which);
+            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            let f = d.join(&name);
+            std::fs::write(&f, bytes).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            let mut cmd = Command::new("timeout");
+            cmd.arg("20")
+                .current_dir(&d)
+                .stdin(std::process::Stdio::null());
+            if program {
+                cmd.arg(format!("./{name}")).arg("--version");
+            } else {
+                cmd.arg(dlopen_check).arg(format!("./{name}"));
+            }
+            let o = cmd.output().map_err(|e| e.to_string())?;
+            outcomes.push((o.status.code(), o.stdout));
+        }
+        let (plain, edited) = (&outcomes[0], &outcomes[1]);
+        if plain.0 == Some(124) {
+            return Ok((0, 0)); // the unedited copy hangs: nothing to compare
+        }
+        if plain != edited {
+            return Err(format!(
+                "the edited copy behaves differently: {} exits {:?} (plain {:?}), prints {:?} (plain {:?})",
+                if program { "--version" } else { "dlopen" },
+                edited.0,
+                plain.0,
+                String::from_utf8_lossy(&edited.1).lines().next().unwrap_or(""),
+                String::from_utf8_lossy(&plain.1).lines().next().unwrap_or(""),
+            ));
+        }
+        // Counted when the unedited copy works (a library that cannot be
+        // loaded alone fails alike in both, and counts for nothing).
+        Ok(match (plain.0 == Some(0), program) {
+            (false, _) => (0, 0),
+            (true, true) => (0, 1),
+            (true, false) => (1, 0),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// `cc testdata/elf/dlopen_check.c` into `work`, when this is an x86_64
+/// host with a C compiler.
+fn dlopen_helper(work: &Path) -> Option<PathBuf> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/elf/dlopen_check.c");
+    std::fs::create_dir_all(work).ok()?;
+    let out = work.join("dlopen_check");
+    let ok = Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(out)
 }
 
 /// A refusal's reason without the values that differ per file.
@@ -215,6 +408,7 @@ fn main() {
     let all: Vec<PathBuf> = files(&dirs).into_iter().filter(|p| is_elf(p)).collect();
     let patchelf = Command::new("patchelf").arg("--version").output().is_ok();
     let work = std::env::temp_dir().join("elf-corpus");
+    let runner = dlopen_helper(&work);
     let tally = Mutex::new(Tally::default());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -223,7 +417,7 @@ fn main() {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(p) = all.get(i) else { return };
-                check(i, p, &tally, &work, patchelf);
+                check(i, p, &tally, &work, patchelf, runner.as_deref());
             });
         }
     });
@@ -240,6 +434,12 @@ fn main() {
         t.patchelf_checked,
         started.elapsed().as_secs_f64()
     );
+    if runner.is_some() {
+        println!(
+            "  still run after an edit: {} x86_64 libraries loaded with dlopen, {} programs ran --version and printed what their unedited copies print",
+            t.dlopened, t.ran
+        );
+    }
     for (why, files) in &t.refused {
         println!(
             "  refused ({}): {why}  e.g. {}",
