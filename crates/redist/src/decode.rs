@@ -359,7 +359,7 @@ impl Pump {
     }
 }
 
-fn run<R: Read + Send>(
+fn run<R: Read + Send + 'static>(
     format: Format,
     src: R,
     threads: u32,
@@ -370,14 +370,22 @@ fn run<R: Read + Send>(
     let src = BufReader::with_capacity(1 << 16, src);
     let mut rest = match format {
         Format::Xz => {
-            let stream = xz_stream(threads).map_err(io::Error::other)?;
-            let mut dec = liblzma::bufread::XzDecoder::new_stream(src, stream);
-            pump.run(&mut dec, &mut out, &mut busy)?;
-            // The decoder stops at the end of the first stream; what follows
-            // may only be stream padding.
-            let mut rest = dec.into_inner();
-            reject_trailing(&mut rest)?;
-            rest
+            // Concatenated streams are decoded one after the other, as
+            // `xz -dc` does (gzip members and zstd frames are too); between
+            // them only stream padding (zeros) may appear.
+            let mut src: Box<dyn BufRead + Send> = Box::new(src);
+            loop {
+                let stream = xz_stream(threads).map_err(io::Error::other)?;
+                let mut dec = liblzma::bufread::XzDecoder::new_stream(src, stream);
+                pump.run(&mut dec, &mut out, &mut busy)?;
+                match another_xz_stream(dec.into_inner())? {
+                    (true, next) => src = next,
+                    (false, mut rest) => {
+                        io::copy(&mut rest, &mut io::sink())?;
+                        return Ok((out, busy));
+                    }
+                }
+            }
         }
         Format::Gzip => {
             let mut dec = flate2::bufread::MultiGzDecoder::new(src);
@@ -428,20 +436,40 @@ fn xz_threading_memlimit() -> u64 {
     (total / 4).max(256 << 20)
 }
 
-fn reject_trailing(rest: &mut impl BufRead) -> io::Result<()> {
-    let mut buf = [0u8; 8192];
+/// After an xz stream: skip stream padding; `(true, input)` when another
+/// stream follows, `(false, input)` at the end of the input, an error for
+/// anything else.
+fn another_xz_stream(
+    mut rest: Box<dyn BufRead + Send>,
+) -> io::Result<(bool, Box<dyn BufRead + Send>)> {
+    const MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
     loop {
-        let n = rest.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+        let buf = rest.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((false, rest));
         }
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "unexpected data after the end of the xz stream",
-            ));
+        let zeros = buf.iter().take_while(|&&b| b == 0).count();
+        if zeros == 0 {
+            break;
         }
+        rest.consume(zeros);
     }
+    // The next six bytes, wherever the buffer ends, then put back in front.
+    let mut head = Vec::with_capacity(MAGIC.len());
+    (&mut rest)
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut head)?;
+    if head != MAGIC {
+        return Err(trailing());
+    }
+    Ok((true, Box::new(io::Cursor::new(head).chain(rest))))
+}
+
+fn trailing() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected data after the end of the xz stream",
+    )
 }
 
 fn classify(
