@@ -333,7 +333,16 @@ fn still_runs(
             } else {
                 cmd.arg(dlopen_check).arg(format!("./{name}"));
             }
-            let o = cmd.output().map_err(|e| e.to_string())?;
+            // Another thread's child may hold the new file open for a
+            // moment between its fork and exec ("Text file busy"): retry.
+            let mut o = cmd.output().map_err(|e| e.to_string())?;
+            for _ in 0..20 {
+                if o.status.code() != Some(126) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                o = cmd.output().map_err(|e| e.to_string())?;
+            }
             outcomes.push((o.status.code(), o.stdout));
         }
         let (plain, edited) = (&outcomes[0], &outcomes[1]);

@@ -996,7 +996,8 @@ impl View<'_> {
     }
 
     /// The dynamic section, its string table, the interpreter and the
-    /// symbol, hash and version tables are disjoint in the file: an edit moves and clears
+    /// symbol, hash and version tables are disjoint from each other and
+    /// from the ELF, program and section headers in the file: an edit moves and clears
     /// some of them, which must not change the others.
     fn check_tables_disjoint(&self, t: &Tables, d: &Dynamic) -> Result<()> {
         let entsize = self.codec.dyn_size();
@@ -1030,6 +1031,9 @@ impl View<'_> {
             }
         }
         ranges.retain(|r| r.2 > 0);
+        for &(what, offset, size) in &ranges {
+            self.check_disjoint_from_headers(offset, size, what)?;
+        }
         ranges.sort_by_key(|r| r.1);
         for w in ranges.windows(2) {
             if w[0].1.saturating_add(w[0].2) > w[1].1 {
