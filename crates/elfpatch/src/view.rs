@@ -1021,13 +1021,9 @@ impl View<'_> {
             ("DT_VERNEED", &t.verneed),
             ("DT_VERDEF", &t.verdef),
         ] {
-            if let Some(Table {
-                offset,
-                size: Some(size),
-                ..
-            }) = table
-            {
-                ranges.push((what, *offset, *size));
+            // A table whose extent is unknown still starts where it says.
+            if let Some(Table { offset, size, .. }) = table {
+                ranges.push((what, *offset, size.unwrap_or(1)));
             }
         }
         ranges.retain(|r| r.2 > 0);

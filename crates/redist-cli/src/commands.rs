@@ -16,22 +16,42 @@ fn print_json(v: &impl serde::Serialize) {
 pub fn list(args: ListArgs) -> Result<(), Error> {
     let source = args.source.open()?;
     let platform = args.source.platform()?;
-    let rows = source.list(&platform);
+    let cuda = args.source.cuda(&source, None)?;
+    let rows = source.list(&platform, args.source.variant.as_deref(), cuda.as_ref());
     if args.json {
         print_json(&serde_json::json!({
-            "manifest": source.manifest.label(),
+            "manifest": source.label(),
+            "products": source.products.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            "cuda": cuda,
             "platform": platform,
             "components": sorted(&rows),
         }));
         return Ok(());
     }
     println!(
-        "{} for {platform}: {} components",
-        source.manifest.label(),
-        rows.len()
+        "{} for {platform}: {} components{}",
+        source.label(),
+        rows.len(),
+        cuda.as_ref()
+            .map(|c| format!("; add-ons for CUDA {} ({})", c.label, c.from))
+            .unwrap_or_default()
     );
+    let set = source.products.len() > 1;
+    let name = |r: &redist::ListRow| {
+        if set {
+            format!("{}:{}", r.product, r.component)
+        } else {
+            r.component.clone()
+        }
+    };
+    let width = rows
+        .iter()
+        .map(|r| name(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     println!(
-        "{:<28} {:<14} {:>10}  notes",
+        "{:<width$} {:<14} {:>10}  notes",
         "component", "version", "size"
     );
     for r in &rows {
@@ -47,13 +67,18 @@ pub fn list(args: ListArgs) -> Result<(), Error> {
                 .collect();
             notes.push(format!("variants: {}", variants.join(", ")));
         }
+        match (&r.variant, &r.why) {
+            (Some(v), Some(why)) => notes.push(format!("takes {v}: {why}")),
+            (None, Some(why)) => notes.push(why.clone()),
+            _ => {}
+        }
         if !r.installable {
             notes.push("Windows .zip: not installable".into());
         }
         let sz = r.size.map(size).unwrap_or_else(|| "-".into());
         println!(
-            "{:<28} {:<14} {:>10}  {}",
-            r.component,
+            "{:<width$} {:<14} {:>10}  {}",
+            name(r),
             r.version,
             sz,
             notes.join("; ")
@@ -68,7 +93,7 @@ fn sorted(v: &impl serde::Serialize) -> serde_json::Value {
 }
 
 pub fn fetch(args: FetchArgs) -> Result<(), Error> {
-    let (source, selected) = args.source.select(&args.components, args.all)?;
+    let (source, selected) = args.source.select(&args.components, args.all, None)?;
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
@@ -102,7 +127,9 @@ pub fn fetch(args: FetchArgs) -> Result<(), Error> {
 }
 
 pub fn install(args: InstallArgs) -> Result<(), Error> {
-    let (source, selected) = args.source.select(&args.components, args.all)?;
+    let (source, selected) = args
+        .source
+        .select(&args.components, args.all, Some(&args.prefix))?;
     let only = redist::glob_set(&args.only, "--only")?;
     let opts = InstallOptions {
         prefix: args.prefix.clone(),
@@ -160,9 +187,9 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
 }
 
 pub fn features(args: FeaturesArgs) -> Result<(), Error> {
-    let (source, selected) = args
-        .source
-        .select(&args.components, args.components.is_empty())?;
+    let (source, selected) =
+        args.source
+            .select(&args.components, args.components.is_empty(), None)?;
     let layout = Layout::new(&Rules::load(args.rules.as_deref())?, Mode::Split)?;
     let reporter = crate::progress::Components::reading(args.quiet);
     let outputs = source.outputs(&selected, &layout, &reporter)?;
@@ -248,9 +275,9 @@ pub fn nix_builder() -> Result<(), Error> {
 }
 
 pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
-    let (source, selected) = args
-        .source
-        .select(&args.components, args.components.is_empty())?;
+    let (source, selected) =
+        args.source
+            .select(&args.components, args.components.is_empty(), None)?;
     let layout = Layout::new(&Rules::builtin(), Mode::Split)?;
     let reporter = crate::progress::Components::reading(args.quiet);
     let outputs = source.outputs(&selected, &layout, &reporter)?;
@@ -272,12 +299,7 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
     }
     print!(
         "{}",
-        redist::nix::expression(
-            &source.manifest.label(),
-            &args.builder,
-            &args.system,
-            &components
-        )
+        redist::nix::expression(&source.label(), &args.builder, &args.system, &components)
     );
     Ok(())
 }

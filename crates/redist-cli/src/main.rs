@@ -162,8 +162,22 @@ enum Command {
 #[derive(clap::Args)]
 struct SourceArgs {
     /// Manifest: a path, file:// or http(s):// URL (redistrib_<version>.json).
-    #[arg(long, short = 'm', value_name = "PATH|URL")]
-    manifest: String,
+    /// Repeat it for a set of products installed as one (CUDA with cuDNN,
+    /// cuTENSOR, …): add-ons take the variant built for the set's CUDA.
+    #[arg(
+        long,
+        short = 'm',
+        value_name = "PATH|URL",
+        required_unless_present = "set"
+    )]
+    manifest: Vec<String>,
+
+    /// A set file (TOML): `manifests = ["…/redistrib_13.0.2.json",
+    /// "…/cudnn/redist/redistrib_9.14.0.json"]` and, optionally,
+    /// `components = ["cuda_cudart", "libcublas", "cudnn"]` (used when none
+    /// are named on the command line). Paths are relative to the file.
+    #[arg(long, value_name = "FILE", conflicts_with = "manifest")]
+    set: Option<PathBuf>,
 
     /// Take archives from here instead of the manifest's directory (URL or directory).
     #[arg(long, value_name = "URL|DIR")]
@@ -175,8 +189,14 @@ struct SourceArgs {
     platform: Option<String>,
 
     /// CUDA variant for manifests that have them (cuDNN): cuda12, cuda13 (or 12, 13).
+    /// Default: the one built for the set's CUDA (see --cuda).
     #[arg(long, value_name = "VARIANT")]
     variant: Option<String>,
+
+    /// The CUDA version add-ons' variants are chosen for (13.0.2, 13.1).
+    /// Default: the set's cuda manifest, else what the prefix records.
+    #[arg(long, value_name = "VERSION")]
+    cuda: Option<String>,
 
     /// Cache directory (default: $XDG_CACHE_HOME/redist, or ~/.cache/redist).
     #[arg(long, value_name = "DIR")]
@@ -196,7 +216,20 @@ struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// The manifests (and default components) to use: `--manifest`s, or
+    /// the set file's.
+    fn manifests(&self) -> Result<(Vec<String>, Vec<String>), redist::Error> {
+        match &self.set {
+            Some(path) => {
+                let set = redist::SetFile::load(path)?;
+                Ok((set.manifests, set.components))
+            }
+            None => Ok((self.manifest.clone(), Vec::new())),
+        }
+    }
+
     fn open(&self) -> Result<redist::Repository, redist::Error> {
+        let (manifests, _) = self.manifests()?;
         let cache = (!self.no_cache).then(|| {
             redist::Cache::new(
                 self.cache_dir
@@ -206,7 +239,7 @@ impl SourceArgs {
         });
         let fetcher = redist::Fetcher::new(std::time::Duration::from_secs(self.timeout.max(1)));
         redist::Repository::open(
-            &self.manifest,
+            &manifests,
             self.mirror.as_deref(),
             fetcher,
             cache,
@@ -221,16 +254,51 @@ impl SourceArgs {
         }
     }
 
-    /// Open the source and pick `components` (or every one, with `all`)
-    /// for the chosen platform and variant.
+    /// The CUDA version variants are chosen for: `--cuda`, the set's cuda
+    /// manifest, or what `prefix` records.
+    fn cuda(
+        &self,
+        source: &redist::Repository,
+        prefix: Option<&std::path::Path>,
+    ) -> Result<Option<redist::CudaVersion>, redist::Error> {
+        if let Some(c) = &self.cuda {
+            return redist::CudaVersion::parse(c, "--cuda")
+                .map(Some)
+                .ok_or_else(|| redist::ManifestError::BadCudaVersion { value: c.clone() }.into());
+        }
+        if let Some(c) = source.cuda() {
+            return Ok(Some(c));
+        }
+        match prefix {
+            Some(p) => redist::installed_cuda(p),
+            None => Ok(None),
+        }
+    }
+
+    /// Open the source and pick `components` (or every one, with `all`;
+    /// or the set file's) for the chosen platform, CUDA and variant.
     fn select(
         &self,
         components: &[String],
         all: bool,
+        prefix: Option<&std::path::Path>,
     ) -> Result<(redist::Repository, Vec<redist::Selected>), redist::Error> {
         let source = self.open()?;
         let platform = self.platform()?;
-        let selected = source.select(components, all, &platform, self.variant.as_deref())?;
+        let cuda = self.cuda(&source, prefix)?;
+        let (_, from_set) = self.manifests()?;
+        let (names, all) = if components.is_empty() && !from_set.is_empty() {
+            (from_set, false)
+        } else {
+            (components.to_vec(), all)
+        };
+        let selected = source.select(
+            &names,
+            all,
+            &platform,
+            self.variant.as_deref(),
+            cuda.as_ref(),
+        )?;
         Ok((source, selected))
     }
 }

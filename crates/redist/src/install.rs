@@ -103,6 +103,11 @@ pub struct InstallReport {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     layout: Option<Mode>,
+    /// The CUDA version of the toolkit installed here (the `release_label`
+    /// of the cuda manifest its components came from): what add-ons'
+    /// variants are chosen by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cuda: Option<String>,
     components: BTreeMap<String, Installed>,
 }
 
@@ -110,6 +115,11 @@ struct State {
 struct Installed {
     version: String,
     sha256: String,
+    /// The product of its manifest (`cuda`, `cudnn`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    product: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
     files: Vec<String>,
 }
 
@@ -156,6 +166,7 @@ pub fn install(
     }
     let state = read_state(&prefix)?;
     check_layout(&prefix, &state, opts.layout)?;
+    check_cuda(&prefix, &state, source)?;
     let todo: Vec<&Selected> = selected
         .iter()
         .filter(|s| {
@@ -196,6 +207,11 @@ pub fn install(
     }
 
     let mut state = state;
+    if todo.iter().any(|s| s.product == "cuda") {
+        if let Some(cuda) = source.cuda() {
+            state.cuda = Some(cuda.label);
+        }
+    }
     let mut reports = merge_all(unpacked, staging.path(), &tmp, &mut state, opts.layout)?;
     let _ = fs::remove_dir_all(&tmp);
 
@@ -381,6 +397,8 @@ fn merge_all(
             Installed {
                 version: sel.version.clone(),
                 sha256: sel.archive.sha256.clone(),
+                product: sel.product.clone(),
+                variant: sel.variant.clone(),
                 files,
             },
         );
@@ -528,6 +546,35 @@ fn already(s: &Selected, state: &State) -> ComponentReport {
             .get(&s.component)
             .map_or(0, |i| i.files.len()),
     }
+}
+
+/// A set of another CUDA major than the prefix's toolkit does not go in.
+fn check_cuda(prefix: &Path, state: &State, source: &Repository) -> Result<()> {
+    let (Some(have), Some(set)) = (state.cuda.as_deref(), source.cuda()) else {
+        return Ok(());
+    };
+    match crate::CudaVersion::parse(have, "") {
+        Some(h) if h.major != set.major => Err(Error::Install {
+            what: prefix.display().to_string(),
+            message: format!(
+                "it holds CUDA {have}, and this set is CUDA {}; install CUDA {} into another prefix",
+                set.label, set.label
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The CUDA version `prefix` records (from the cuda manifest its toolkit
+/// was installed from), if it holds one.
+pub fn installed_cuda(prefix: &Path) -> Result<Option<crate::CudaVersion>> {
+    if !prefix.join(STATE).exists() {
+        return Ok(None);
+    }
+    let state = read_state(prefix)?;
+    Ok(state
+        .cuda
+        .and_then(|c| crate::CudaVersion::parse(&c, &format!("installed in {}", prefix.display()))))
 }
 
 fn read_state(prefix: &Path) -> Result<State> {

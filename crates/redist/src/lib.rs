@@ -76,18 +76,19 @@ pub use autopatch::{
 pub use decode::{Format, LimitExceeded, Limits};
 use error::write_error;
 pub use error::{Error, Result, UnsafeRule};
-pub use install::{install, ComponentReport, InstallOptions, InstallReport};
+pub use install::{install, installed_cuda, ComponentReport, InstallOptions, InstallReport};
 pub use layout::{glob_set, Layout, Mode, OutputRule, RenameRule, Rules};
 pub use lock::Reclaimed;
 pub use manifest::{
-    host_platform, Archive, Component, Manifest, ManifestError, PlatformEntry, Selected,
+    host_platform, Archive, Component, CudaVersion, Manifest, ManifestError, PlatformEntry,
+    Selected, SetFile,
 };
 pub use placement::Placement;
 pub use report::{NoProgress, OutputStats, Progress, Report, Reporter, Stage, Stages};
 pub use scratch::{interrupted, remove_all as remove_unfinished};
 pub use source::{
-    Cache, Committer, Fetched, Fetcher, ListRow, Location, Opened, Origin, Repository, SourceError,
-    VariantRow, VerifyError,
+    Cache, Committer, Fetched, Fetcher, ListRow, Location, Opened, Origin, Product, Repository,
+    SourceError, VariantRow, VerifyError,
 };
 
 /// Where the archive comes from.

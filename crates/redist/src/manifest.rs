@@ -78,6 +78,64 @@ pub enum ManifestError {
         /// The variants there are.
         choices: String,
     },
+    /// No variant of the component is built for the set's CUDA.
+    #[error("{component} {version} is built for {choices}, not for CUDA {cuda} ({from}){}", hint(.choices))]
+    VariantMismatch {
+        /// The component's key in the manifest.
+        component: String,
+        /// The component's version.
+        version: String,
+        /// The CUDA version of the set or prefix.
+        cuda: String,
+        /// Where that version comes from.
+        from: String,
+        /// The variants there are.
+        choices: String,
+    },
+    /// A bare component name that several manifests of the set have.
+    #[error("`{name}` is in several manifests of the set; name one: {candidates}")]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+        /// `product:component` for each.
+        candidates: String,
+    },
+    /// `product:component` naming a product the set does not have.
+    #[error(
+        "the set has no manifest of product `{product}` (asked for `{name}`); it has: {available}"
+    )]
+    UnknownProduct {
+        /// The product asked for.
+        product: String,
+        /// The whole name asked for.
+        name: String,
+        /// The products there are.
+        available: String,
+    },
+    /// A set file that cannot be used.
+    #[error("set file {path}: {message}")]
+    InvalidSet {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `--cuda` value that is not a version.
+    #[error("--cuda {value}: not a CUDA version (13.0.2, 13.1 or 12)")]
+    BadCudaVersion {
+        /// As given.
+        value: String,
+    },
+    /// Two manifests of one product in a set.
+    #[error("two manifests of product `{product}` in one set: {first} and {second}")]
+    DuplicateProduct {
+        /// The product.
+        product: String,
+        /// One manifest.
+        first: String,
+        /// The other.
+        second: String,
+    },
     /// Windows archives are `.zip` files, which redist does not install.
     #[error("{component} {version} for {platform} is a Windows .zip archive ({path}); redist installs Linux tarballs only")]
     WindowsZip {
@@ -99,6 +157,64 @@ pub enum ManifestError {
 }
 
 type Result<T> = std::result::Result<T, ManifestError>;
+
+/// What to do about a variant mismatch, said after the error.
+fn hint(choices: &str) -> String {
+    format!("; install the add-on release built for this CUDA, or choose a variant with --variant ({choices}) if you know it is compatible")
+}
+
+/// The CUDA version a set of products is built around: from the set's
+/// `cuda` manifest, or from what a prefix records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CudaVersion {
+    /// As written (`13.0.2`).
+    pub label: String,
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Where it comes from, for messages (`the cuda manifest`, `PREFIX`).
+    pub from: String,
+}
+
+impl CudaVersion {
+    /// `13.0.2` (or `13.1`, `13`), said to come from `from`.
+    pub fn parse(label: &str, from: &str) -> Option<CudaVersion> {
+        let mut parts = label.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+        Some(CudaVersion {
+            label: label.trim().to_owned(),
+            major,
+            minor,
+            from: from.to_owned(),
+        })
+    }
+
+    /// Whether a variant (`cuda13`, `13`, `cuda13.1`, `13.1`) is built
+    /// for this version: the same major, and the same minor when it names
+    /// one.
+    pub fn matches(&self, variant: &str) -> bool {
+        let v = variant.strip_prefix("cuda").unwrap_or(variant);
+        let mut parts = v.split('.');
+        let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+        let minor = parts.next().map(|m| m.parse::<u32>().ok());
+        match (major, minor) {
+            (Some(ma), None) => ma == self.major,
+            (Some(ma), Some(Some(mi))) => ma == self.major && mi == self.minor,
+            _ => false,
+        }
+    }
+
+    /// The variant keys to look for, most specific first: `cuda13.1`,
+    /// `cuda13`.
+    fn candidates(&self) -> [String; 2] {
+        [
+            format!("cuda{}.{}", self.major, self.minor),
+            format!("cuda{}", self.major),
+        ]
+    }
+}
 
 /// A parsed manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +289,12 @@ pub struct Selected {
     pub platform: String,
     /// CUDA variant, for variant manifests.
     pub variant: Option<String>,
+    /// Why that variant: `--variant`, `the only variant`, `CUDA 13.0.2 (the
+    /// cuda manifest)`.
+    pub variant_reason: Option<String>,
+    /// The product of the manifest it is from (`cuda`, `cudnn`), when the
+    /// manifest says.
+    pub product: String,
     /// The archive.
     pub archive: Archive,
 }
@@ -236,6 +358,18 @@ impl Manifest {
         platform: &str,
         variant: Option<&str>,
     ) -> Result<Selected> {
+        self.select_for(component, platform, variant, None)
+    }
+
+    /// [`Manifest::select`], with the variant chosen for `cuda` when none
+    /// is asked for (see [`Component::select_for`]).
+    pub fn select_for(
+        &self,
+        component: &str,
+        platform: &str,
+        variant: Option<&str>,
+        cuda: Option<&CudaVersion>,
+    ) -> Result<Selected> {
         let c = self
             .components
             .get(component)
@@ -249,7 +383,9 @@ impl Manifest {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        c.select(platform, variant)
+        let mut sel = c.select_for(platform, variant, cuda)?;
+        sel.product = self.release_product.clone().unwrap_or_default();
+        Ok(sel)
     }
 }
 
@@ -280,6 +416,19 @@ impl Component {
 
     /// Choose the archive for `platform` and `variant` (`cuda12` or `12`).
     pub fn select(&self, platform: &str, variant: Option<&str>) -> Result<Selected> {
+        self.select_for(platform, variant, None)
+    }
+
+    /// Choose the archive for `platform`. The variant is the one asked for;
+    /// else the only one; else, with `cuda` known, the one built for it
+    /// (`cuda13.1` before `cuda13`). A component whose variants (or
+    /// `cuda_variant` list) do not include `cuda` is an error naming both.
+    pub fn select_for(
+        &self,
+        platform: &str,
+        variant: Option<&str>,
+        cuda: Option<&CudaVersion>,
+    ) -> Result<Selected> {
         let (used, entry) =
             self.platform_for(platform)
                 .ok_or_else(|| ManifestError::NoPlatform {
@@ -288,31 +437,63 @@ impl Component {
                     platform: platform.to_owned(),
                     available: self.platform_names().join(", "),
                 })?;
-        let (variant, archive) = match entry {
-            PlatformEntry::Archive(a) => (None, a),
+        let mismatch = |cuda: &CudaVersion, choices: String| ManifestError::VariantMismatch {
+            component: self.key.clone(),
+            version: self.version.clone(),
+            cuda: cuda.label.clone(),
+            from: cuda.from.clone(),
+            choices,
+        };
+        let (variant, reason, archive) = match entry {
+            PlatformEntry::Archive(a) => {
+                // Built for listed CUDA versions, without per-variant archives.
+                if let (None, Some(cuda)) = (variant, cuda) {
+                    if !self.cuda_variant.is_empty()
+                        && !self.cuda_variant.iter().any(|v| cuda.matches(v))
+                    {
+                        let listed: Vec<String> = self
+                            .cuda_variant
+                            .iter()
+                            .map(|v| format!("cuda{}", v.trim_start_matches("cuda")))
+                            .collect();
+                        return Err(mismatch(cuda, listed.join(", ")));
+                    }
+                }
+                (None, None, a)
+            }
             PlatformEntry::Variants(vs) => {
                 let choices = vs.keys().cloned().collect::<Vec<_>>().join(", ");
-                // A component with a single variant needs no choosing.
-                let only = (vs.len() == 1).then(|| vs.keys().next()).flatten();
-                let Some(v) = variant.or(only.map(String::as_str)) else {
+                let (name, reason) = if let Some(v) = variant {
+                    let name = if v.starts_with("cuda") {
+                        v.to_owned()
+                    } else {
+                        format!("cuda{v}")
+                    };
+                    (name, "--variant".to_owned())
+                } else if let Some(cuda) = cuda {
+                    let found = cuda.candidates().into_iter().find(|c| vs.contains_key(c));
+                    let Some(name) = found else {
+                        return Err(mismatch(cuda, choices));
+                    };
+                    (name, format!("CUDA {} ({})", cuda.label, cuda.from))
+                } else if vs.len() == 1 {
+                    // A component with a single variant needs no choosing.
+                    let only = vs.keys().next().cloned().unwrap_or_default();
+                    (only, "the only variant".to_owned())
+                } else {
                     return Err(ManifestError::VariantNeeded {
                         component: self.key.clone(),
                         version: self.version.clone(),
                         choices,
                     });
                 };
-                let name = if v.starts_with("cuda") {
-                    v.to_owned()
-                } else {
-                    format!("cuda{v}")
-                };
                 let a = vs.get(&name).ok_or_else(|| ManifestError::UnknownVariant {
                     component: self.key.clone(),
                     version: self.version.clone(),
-                    variant: v.to_owned(),
+                    variant: variant.unwrap_or(&name).to_owned(),
                     choices,
                 })?;
-                (Some(name), a)
+                (Some(name), Some(reason), a)
             }
         };
         if used.starts_with("windows") || archive.relative_path.ends_with(".zip") {
@@ -328,6 +509,8 @@ impl Component {
             version: self.version.clone(),
             platform: used.to_owned(),
             variant,
+            variant_reason: reason,
+            product: String::new(),
             archive: archive.clone(),
         })
     }
@@ -453,6 +636,49 @@ pub fn host_platform() -> std::result::Result<&'static str, ManifestError> {
         arch => Err(ManifestError::UnknownHost {
             arch: arch.to_owned(),
         }),
+    }
+}
+
+/// A set file: the manifests of a set of products and, optionally, the
+/// components to take from them.
+///
+/// ```toml
+/// manifests = [
+///   "https://developer.download.nvidia.com/compute/cuda/redist/redistrib_13.0.2.json",
+///   "https://developer.download.nvidia.com/compute/cudnn/redist/redistrib_9.14.0.json",
+/// ]
+/// components = ["cuda_cudart", "libcublas", "cudnn"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetFile {
+    /// Manifest locations; relative paths are relative to the file.
+    pub manifests: Vec<String>,
+    /// Components (`cudnn` or `cudnn:cudnn`); empty: as the command says.
+    #[serde(default)]
+    pub components: Vec<String>,
+}
+
+impl SetFile {
+    /// Read and check the set file at `path`.
+    pub fn load(path: &std::path::Path) -> Result<SetFile> {
+        let invalid = |message: String| ManifestError::InvalidSet {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        let mut set: SetFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        if set.manifests.is_empty() {
+            return Err(invalid("`manifests` is empty".into()));
+        }
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        for m in &mut set.manifests {
+            let relative = !m.contains("://") && !m.starts_with('/');
+            if relative {
+                *m = dir.join(&*m).display().to_string();
+            }
+        }
+        Ok(set)
     }
 }
 

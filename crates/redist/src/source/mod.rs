@@ -13,7 +13,9 @@
 
 mod repository;
 
-pub use repository::{Committer, Fetched, ListRow, Opened, Origin, Repository, VariantRow};
+pub use repository::{
+    Committer, Fetched, ListRow, Opened, Origin, Product, Repository, VariantRow,
+};
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

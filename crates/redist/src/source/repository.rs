@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{Cache, Fetcher, Location, Pending, SourceError, Verified};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::manifest::{Manifest, ManifestError, PlatformEntry, Selected};
+use crate::manifest::{CudaVersion, Manifest, ManifestError, PlatformEntry, Selected};
 use crate::report::{Progress, Reporter};
 use crate::Input;
 
@@ -30,12 +30,22 @@ pub enum Origin {
     Local,
 }
 
-/// A manifest and where its archives are.
-pub struct Repository {
+/// One manifest of a set and where its archives are.
+pub struct Product {
+    /// Its `release_product` (`cuda`, `cudnn`), or a name made from the
+    /// manifest's file name when it has none.
+    pub name: String,
     /// The parsed manifest.
     pub manifest: Manifest,
     /// Base location archives' `relative_path`s are joined to.
     pub base: Location,
+}
+
+/// One or several manifests (a set: CUDA with cuDNN, cuTENSOR, …) and
+/// where their archives are.
+pub struct Repository {
+    /// The manifests, in the order given.
+    pub products: Vec<Product>,
     /// Downloads.
     pub fetcher: Fetcher,
     /// The cache, if used.
@@ -45,60 +55,170 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// Load the manifest at `manifest`; archives come from `mirror` or the
-    /// manifest's own directory.
+    /// Load the manifests at `manifests`; archives come from `mirror` or
+    /// each manifest's own directory.
     pub fn open(
-        manifest: &str,
+        manifests: &[String],
         mirror: Option<&str>,
         fetcher: Fetcher,
         cache: Option<Cache>,
         offline: bool,
     ) -> Result<Repository> {
-        let loc = Location::parse(manifest);
-        let text = fetcher.read_to_string(&loc)?;
-        let manifest = Manifest::parse(&text, &loc.to_string())?;
-        let base = match mirror {
-            Some(m) => Location::parse(m),
-            None => loc.parent(),
-        };
+        let mut products: Vec<Product> = Vec::new();
+        for (i, m) in manifests.iter().enumerate() {
+            let loc = Location::parse(m);
+            let text = fetcher.read_to_string(&loc)?;
+            let manifest = Manifest::parse(&text, &loc.to_string())?;
+            let base = match mirror {
+                Some(m) => Location::parse(m),
+                None => loc.parent(),
+            };
+            let name = manifest.release_product.clone().unwrap_or_else(|| {
+                product_of_file(m).unwrap_or_else(|| format!("manifest{}", i + 1))
+            });
+            if let Some(other) = products.iter().find(|p| p.name == name) {
+                return Err(ManifestError::DuplicateProduct {
+                    product: name,
+                    first: other.manifest.label(),
+                    second: loc.to_string(),
+                }
+                .into());
+            }
+            products.push(Product {
+                name,
+                manifest,
+                base,
+            });
+        }
         Ok(Repository {
-            manifest,
-            base,
+            products,
             fetcher,
             cache,
             offline,
         })
     }
 
+    /// `cuda 13.0.2`, or `cuda 13.0.2 + cudnn 9.14.0` for a set.
+    pub fn label(&self) -> String {
+        self.products
+            .iter()
+            .map(|p| p.manifest.label())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+
+    /// The CUDA version of the set: the `release_label` of its `cuda`
+    /// manifest.
+    pub fn cuda(&self) -> Option<CudaVersion> {
+        let p = self.products.iter().find(|p| p.name == "cuda")?;
+        let label = p.manifest.release_label.as_deref()?;
+        CudaVersion::parse(label, &format!("the set's cuda manifest {label}"))
+    }
+
+    /// The product and component a name stands for: `cudnn` (in whichever
+    /// manifest has it) or `cudnn:cudnn` (product, then component).
+    fn find(&self, name: &str) -> Result<(&Product, String)> {
+        if let Some((product, component)) = name.split_once(':') {
+            let p = self
+                .products
+                .iter()
+                .find(|p| p.name == product)
+                .ok_or_else(|| ManifestError::UnknownProduct {
+                    product: product.to_owned(),
+                    name: name.to_owned(),
+                    available: self.product_names(),
+                })?;
+            return Ok((p, component.to_owned()));
+        }
+        let having: Vec<&Product> = self
+            .products
+            .iter()
+            .filter(|p| p.manifest.components.contains_key(name))
+            .collect();
+        match having.as_slice() {
+            [one] => Ok((one, name.to_owned())),
+            [] if self.products.len() == 1 => Ok((&self.products[0], name.to_owned())),
+            [] => Err(ManifestError::UnknownComponent {
+                origin: self.label(),
+                name: name.to_owned(),
+                available: self
+                    .products
+                    .iter()
+                    .flat_map(|p| p.manifest.components.keys().cloned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()),
+            many => Err(ManifestError::Ambiguous {
+                name: name.to_owned(),
+                candidates: many
+                    .iter()
+                    .map(|p| format!("{}:{name}", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()),
+        }
+    }
+
+    fn product_names(&self) -> String {
+        self.products
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Choose components: the named ones, or every one with an archive for
-    /// the platform (`all`).
+    /// the platform (`all`). Variants: `variant` when given, else the one
+    /// built for `cuda` (see [`crate::Component::select_for`]).
     pub fn select(
         &self,
         names: &[String],
         all: bool,
         platform: &str,
         variant: Option<&str>,
+        cuda: Option<&CudaVersion>,
     ) -> Result<Vec<Selected>> {
         if all {
             let mut out = Vec::new();
-            for c in self.manifest.components.values() {
-                match c.select(platform, variant) {
-                    Ok(s) => out.push(s),
-                    Err(ManifestError::NoPlatform { .. } | ManifestError::WindowsZip { .. }) => {}
-                    Err(e) => return Err(e.into()),
+            for p in &self.products {
+                for c in p.manifest.components.values() {
+                    match c.select_for(platform, variant, cuda) {
+                        Ok(mut s) => {
+                            s.product.clone_from(&p.name);
+                            out.push(s)
+                        }
+                        Err(
+                            ManifestError::NoPlatform { .. }
+                            | ManifestError::WindowsZip { .. }
+                            | ManifestError::VariantMismatch { .. },
+                        ) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             return Ok(out);
         }
         names
             .iter()
-            .map(|n| Ok(self.manifest.select(n, platform, variant)?))
+            .map(|n| {
+                let (p, component) = self.find(n)?;
+                let mut s = p.manifest.select_for(&component, platform, variant, cuda)?;
+                s.product.clone_from(&p.name);
+                Ok(s)
+            })
             .collect()
     }
 
     /// Where `sel`'s archive is on the mirror.
     pub fn location(&self, sel: &Selected) -> Location {
-        self.base.join(&sel.archive.relative_path)
+        let p = self
+            .products
+            .iter()
+            .find(|p| p.name == sel.product)
+            .unwrap_or(&self.products[0]);
+        p.base.join(&sel.archive.relative_path)
     }
 
     /// Open `sel`'s archive for one verified pass: from the cache when it
@@ -265,6 +385,8 @@ impl Committer {
 /// One component of a manifest as `redist list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListRow {
+    /// The product of its manifest (`cuda`, `cudnn`).
+    pub product: String,
     /// Manifest key.
     pub component: String,
     /// Human-readable name.
@@ -277,6 +399,10 @@ pub struct ListRow {
     pub size: Option<u64>,
     /// Variants (`cuda12`, `cuda13`, …) and their sizes.
     pub variants: Vec<VariantRow>,
+    /// The variant an install would take.
+    pub variant: Option<String>,
+    /// Why that variant (or why none fits).
+    pub why: Option<String>,
     /// Whether it can be installed (not a Windows `.zip`).
     pub installable: bool,
 }
@@ -311,37 +437,57 @@ pub struct Fetched {
 
 impl Repository {
     /// Every component with an archive for `platform` (or one that serves
-    /// every platform), in manifest order.
-    pub fn list(&self, platform: &str) -> Vec<ListRow> {
+    /// every platform), manifest by manifest, each with the variant it
+    /// would take (given `variant` or `cuda`) and why.
+    pub fn list(
+        &self,
+        platform: &str,
+        variant: Option<&str>,
+        cuda: Option<&CudaVersion>,
+    ) -> Vec<ListRow> {
         let mut rows = Vec::new();
-        for c in self.manifest.components.values() {
-            let Some((used, entry)) = c.platform_for(platform) else {
-                continue;
-            };
-            let (size, variants, installable) = match entry {
-                PlatformEntry::Archive(a) => {
-                    (Some(a.size), Vec::new(), !a.relative_path.ends_with(".zip"))
-                }
-                PlatformEntry::Variants(vs) => (
-                    None,
-                    vs.iter()
-                        .map(|(k, a)| VariantRow {
-                            variant: k.clone(),
-                            size: a.size,
-                        })
-                        .collect(),
-                    !vs.values().any(|a| a.relative_path.ends_with(".zip")),
-                ),
-            };
-            rows.push(ListRow {
-                component: c.key.clone(),
-                name: c.name.clone(),
-                version: c.version.clone(),
-                platform: used.to_owned(),
-                size,
-                variants,
-                installable,
-            });
+        for p in &self.products {
+            for c in p.manifest.components.values() {
+                let Some((used, entry)) = c.platform_for(platform) else {
+                    continue;
+                };
+                let (size, variants, installable) = match entry {
+                    PlatformEntry::Archive(a) => {
+                        (Some(a.size), Vec::new(), !a.relative_path.ends_with(".zip"))
+                    }
+                    PlatformEntry::Variants(vs) => (
+                        None,
+                        vs.iter()
+                            .map(|(k, a)| VariantRow {
+                                variant: k.clone(),
+                                size: a.size,
+                            })
+                            .collect(),
+                        !vs.values().any(|a| a.relative_path.ends_with(".zip")),
+                    ),
+                };
+                let (chosen, why) = match c.select_for(platform, variant, cuda) {
+                    Ok(s) => (s.variant, s.variant_reason),
+                    Err(e @ ManifestError::VariantMismatch { .. }) => (None, Some(e.to_string())),
+                    Err(ManifestError::VariantNeeded { .. }) => (
+                        None,
+                        Some("several variants; no CUDA version to choose by".into()),
+                    ),
+                    Err(_) => (None, None),
+                };
+                rows.push(ListRow {
+                    product: p.name.clone(),
+                    component: c.key.clone(),
+                    name: c.name.clone(),
+                    version: c.version.clone(),
+                    platform: used.to_owned(),
+                    size,
+                    variants,
+                    variant: chosen,
+                    why,
+                    installable,
+                });
+            }
         }
         rows
     }
@@ -452,4 +598,12 @@ fn copy_verified(
         partial.keep();
     }
     Ok(())
+}
+
+/// `cudnn` from `…/cudnn_redistrib_9.14.0.json` (how the project's copies of
+/// NVIDIA's manifests are named); `None` for NVIDIA's own `redistrib_*`.
+fn product_of_file(manifest: &str) -> Option<String> {
+    let file = manifest.rsplit('/').next()?;
+    let (product, _) = file.split_once("_redistrib")?;
+    (!product.is_empty()).then(|| product.to_owned())
 }
