@@ -227,6 +227,26 @@ pub fn cache_clean(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Er
     Ok(())
 }
 
+pub fn nix_join() -> Result<(), Error> {
+    let paths: Vec<std::path::PathBuf> = std::env::var("paths")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(std::path::PathBuf::from)
+        .collect();
+    let out = std::env::var_os("out").ok_or_else(|| Error::Nix {
+        cause: None,
+        message: "nix-join: `$out` is not set (run it as a derivation's builder)".into(),
+    })?;
+    let n = redist::nix::join(&paths, std::path::Path::new(&out))?;
+    eprintln!(
+        "redist nix-join: {} links to {} store paths in {}",
+        n,
+        paths.len(),
+        std::path::Path::new(&out).display()
+    );
+    Ok(())
+}
+
 pub fn nix_builder() -> Result<(), Error> {
     let b = redist::nix::Builder::from_env()?;
     if b.cores > 0 {
@@ -280,9 +300,13 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
             .select(&args.components, args.components.is_empty(), None)?;
     let layout = Layout::new(&Rules::builtin(), Mode::Split)?;
     let reporter = crate::progress::Components::reading(args.quiet);
-    let outputs = source.outputs(&selected, &layout, &reporter)?;
+    // One pass over each archive: its outputs, and which of the set's
+    // other components provide the libraries its ELF files need.
+    let facts = source.facts(&selected, &layout, &reporter)?;
+    let names: Vec<String> = selected.iter().map(|s| s.component.clone()).collect();
+    let wiring = redist::nix::wire(&names, &facts);
     let mut components = Vec::new();
-    for (sel, outputs) in selected.iter().zip(outputs) {
+    for ((sel, facts), lib_deps) in selected.iter().zip(facts).zip(wiring) {
         let url = match source.location(sel) {
             redist::Location::Url(u) => u,
             redist::Location::Path(p) => {
@@ -294,7 +318,9 @@ pub fn nix_expr(args: NixExprArgs) -> Result<(), Error> {
             version: sel.version.clone(),
             url,
             sha256: sel.archive.sha256.clone(),
-            outputs,
+            outputs: facts.outputs,
+            lib_deps,
+            product: sel.product.clone(),
         });
     }
     print!(

@@ -137,6 +137,11 @@ enum Command {
     /// appendRunpaths, ignoreMissing, component and rules from the
     /// derivation (environment or structured attrs).
     NixBuilder,
+    /// The builder of a generated expression's `join` derivations
+    /// (`cudatoolkit`): `$out` as one tree of symlinks to the files of the
+    /// store paths in `$paths`.
+    #[command(hide = true)]
+    NixJoin,
 
     /// Print a Nix file with one derivation per component of a manifest
     ///
@@ -637,6 +642,7 @@ fn main() -> ExitCode {
         Command::Install(args) => commands::install(args),
         Command::Features(args) => commands::features(args),
         Command::NixBuilder => commands::nix_builder(),
+        Command::NixJoin => commands::nix_join(),
         Command::NixExpr(args) => commands::nix_expr(args),
         Command::Patchelf(args) => return ExitCode::from(patchelf::run(args)),
         Command::Rules => {

@@ -277,6 +277,21 @@ pub fn run(
         machine,
         opts,
     };
+    // Libraries that `dlopen` others by name (cuDNN loads libcublasLt and
+    // libnvrtc) say so only in their strings: found in a dependency, such a
+    // library joins the RUNPATH; not found, it is nobody's business.
+    let named: HashMap<String, Vec<String>> = if opts.deps.is_empty() {
+        HashMap::new()
+    } else {
+        infos
+            .par_iter()
+            .filter(|(_, i)| {
+                i.as_ref()
+                    .is_ok_and(|i| i.kind == elfpatch::FileKind::Dyn && i.interpreter.is_none())
+            })
+            .map(|(c, _)| (c.path.clone(), sonames_named(&root.join(&c.path))))
+            .collect()
+    };
     let mut plans = Vec::new();
     let mut missing: Vec<(String, String)> = Vec::new();
     for (c, info) in infos {
@@ -297,7 +312,19 @@ pub fn run(
             });
             continue;
         }
-        let (needs, dirs) = resolver.needs_of(&c, &info, &mut report.ignored, &mut missing);
+        let (mut needs, mut dirs) = resolver.needs_of(&c, &info, &mut report.ignored, &mut missing);
+        for name in named.get(&c.path).into_iter().flatten() {
+            if needs.contains_key(name) || info.soname.as_ref() == Some(name) {
+                continue;
+            }
+            if let Some(dir) = resolver.deps.find(name) {
+                let r = Resolution::Dep(dir);
+                if !dirs.contains(&r) {
+                    dirs.push(r.clone());
+                }
+                needs.insert(name.clone(), r);
+            }
+        }
         let runpath = runpath_of(&c, &info, &dirs, opts, placement);
         let interpreter = info.interpreter.as_ref().and(opts.interpreter.clone());
         plans.push(FilePlan {
@@ -323,6 +350,31 @@ pub fn run(
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The sonames (`libcublasLt.so.13`) a file holds as C strings: what it
+/// may `dlopen`. Empty when it cannot be read.
+fn sonames_named(path: &Path) -> Vec<String> {
+    fs::read(path).map(|d| sonames_in(&d)).unwrap_or_default()
+}
+
+/// The sonames (`libcublasLt.so.13`) `data` holds as C strings.
+pub(crate) fn sonames_in(data: &[u8]) -> Vec<String> {
+    use std::sync::OnceLock;
+    static SONAME: OnceLock<regex::bytes::Regex> = OnceLock::new();
+    let re = SONAME.get_or_init(|| {
+        regex::bytes::Regex::new(r"lib[A-Za-z0-9_+\-]+(\.[A-Za-z0-9_+\-]+)*\.so(\.[0-9]+)+\x00")
+            .expect("a valid pattern")
+    });
+    let mut names: Vec<String> = re
+        .find_iter(data)
+        .filter(|m| m.start() == 0 || !data[m.start() - 1].is_ascii_alphanumeric())
+        .filter_map(|m| std::str::from_utf8(&m.as_bytes()[..m.len() - 1]).ok())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The machine of a component: the most common among its dynamic files.

@@ -552,13 +552,63 @@ pub fn outputs_of(
     layout: &Layout,
     progress: &dyn Progress,
 ) -> Result<std::collections::BTreeSet<String>> {
+    scan_archive(input, layout, progress, false).map(|f| f.outputs)
+}
+
+/// What an archive provides and needs, for wiring a set of components:
+/// its outputs, the libraries it ships (by file name, with the output each
+/// lands in) and the libraries its ELF files need (`DT_NEEDED`,
+/// `.note.dlopen`, and sonames named in their strings: what they may
+/// `dlopen`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveFacts {
+    /// Outputs under the layout.
+    pub outputs: std::collections::BTreeSet<String>,
+    /// Library file name (`libcublasLt.so.13`) → output.
+    pub provides: BTreeMap<String, String>,
+    /// Libraries its ELF files need or name.
+    pub needs: std::collections::BTreeSet<String>,
+}
+
+/// [`ArchiveFacts`] of an archive: one pass that reads the ELF files'
+/// bytes (each at most 2 GiB) and skips the rest.
+pub fn archive_facts(
+    input: Input,
+    layout: &Layout,
+    progress: &dyn Progress,
+) -> Result<ArchiveFacts> {
+    scan_archive(input, layout, progress, true)
+}
+
+fn scan_archive(
+    input: Input,
+    layout: &Layout,
+    progress: &dyn Progress,
+    elf: bool,
+) -> Result<ArchiveFacts> {
     let (label, reader, size) = input.open()?;
     progress.begin(&label, size);
     let decoder = decode::Decoder::spawn(&label, reader, 1, decode::Limits::default())?;
     let (mut reader, handle, bytes_in, _) = decoder.into_parts();
-    let listed = list_paths(&label, &mut reader, &mut || {
-        progress.advance(bytes_in.load(Ordering::Relaxed))
-    })
+    let mut needs = std::collections::BTreeSet::new();
+    let mut libraries: Vec<(String, Option<String>)> = Vec::new();
+    let mut on_elf = |path: &str, data: &[u8]| {
+        let Ok(info) = elfpatch::read_bytes(data) else {
+            return;
+        };
+        needs.extend(info.needed.iter().cloned());
+        needs.extend(info.dlopen.iter().flatten().cloned());
+        if info.kind == elfpatch::FileKind::Dyn && info.interpreter.is_none() {
+            needs.extend(autopatch::sonames_in(data));
+            libraries.push((path.to_owned(), info.soname.clone()));
+        }
+    };
+    let listed = list_paths(
+        &label,
+        &mut reader,
+        &mut || progress.advance(bytes_in.load(Ordering::Relaxed)),
+        if elf { Some(&mut on_elf) } else { None },
+    )
     .and_then(|paths| {
         reader
             .drain()
@@ -581,18 +631,33 @@ pub fn outputs_of(
         unpack::Root::Stripped(top) => Some(top),
         _ => None,
     };
-    let mut outputs = std::collections::BTreeSet::new();
+    let rel = |path: &str| -> String {
+        match &strip {
+            Some(top) => path[top.len()..].trim_start_matches('/').to_owned(),
+            None => path.to_owned(),
+        }
+    };
+    let mut facts = ArchiveFacts {
+        needs,
+        ..ArchiveFacts::default()
+    };
     for (path, dir) in &paths {
-        let rel = match &strip {
-            Some(top) => path[top.len()..].trim_start_matches('/'),
-            None => path,
-        };
+        let rel = rel(path);
         if *dir || rel.is_empty() {
             continue;
         }
-        outputs.insert(layout.route(rel).output.to_owned());
+        facts.outputs.insert(layout.route(&rel).output.to_owned());
     }
-    Ok(outputs)
+    for (path, soname) in libraries {
+        let rel = rel(&path);
+        let output = layout.route(&rel).output.to_owned();
+        let name = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
+        facts.provides.insert(name, output.clone());
+        if let Some(soname) = soname {
+            facts.provides.insert(soname, output);
+        }
+    }
+    Ok(facts)
 }
 
 /// Entry paths (cleaned of `.` and empty components) and whether each is a
@@ -602,6 +667,7 @@ fn list_paths(
     label: &str,
     tar: &mut impl Read,
     tick: &mut dyn FnMut(),
+    mut on_elf: Option<&mut dyn FnMut(&str, &[u8])>,
 ) -> Result<Vec<(String, bool)>> {
     let ended = std::rc::Rc::new(std::cell::Cell::new(false));
     let mut archive = tar::Archive::new(unpack::EndSeen {
@@ -628,6 +694,19 @@ fn list_paths(
             return Err(refuse(&name, UnsafeRule::SpecialFile(what)));
         }
         let clean = unpack::clean(&name).map_err(|r| refuse(&name, r))?;
+        if let Some(f) = on_elf.as_mut().filter(|_| kind.is_file()) {
+            let size = entry.header().size().unwrap_or(0);
+            if (4..=2 << 30).contains(&size) {
+                let mut head = [0u8; 4];
+                entry.read_exact(&mut head).map_err(|e| fail(e, &out))?;
+                if elfpatch::is_elf(&head) {
+                    let mut data = Vec::with_capacity(size as usize);
+                    data.extend_from_slice(&head);
+                    entry.read_to_end(&mut data).map_err(|e| fail(e, &out))?;
+                    f(&clean, &data);
+                }
+            }
+        }
         if !clean.is_empty() {
             out.push((clean, kind.is_dir()));
         }

@@ -465,6 +465,96 @@ pub struct ExprComponent {
     pub sha256: String,
     /// Outputs its archive produces (`redist features`); `out` is added.
     pub outputs: BTreeSet<String>,
+    /// Outputs of other components of the set whose libraries it needs:
+    /// `(component, output)`, passed as `libDeps` (computed from the
+    /// archives' ELF files by [`wire`]).
+    pub lib_deps: Vec<(String, String)>,
+    /// Its manifest's product (`cuda`, `cudnn`).
+    pub product: String,
+}
+
+/// For each component (by its facts, in the same order as `names`), the
+/// outputs of the others that provide a library it needs and does not
+/// ship itself: what its `libDeps` are. The GPU driver's libraries and
+/// stubs never count.
+pub fn wire(names: &[String], facts: &[crate::ArchiveFacts]) -> Vec<Vec<(String, String)>> {
+    facts
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut deps: Vec<(String, String)> = Vec::new();
+            for need in &f.needs {
+                if f.provides.contains_key(need) || crate::autopatch::is_driver_library(need) {
+                    continue;
+                }
+                let from = facts.iter().enumerate().find_map(|(j, g)| {
+                    let output = g.provides.get(need)?;
+                    (j != i && output != "stubs").then(|| (names[j].clone(), output.clone()))
+                });
+                if let Some(d) = from {
+                    if !deps.contains(&d) {
+                        deps.push(d);
+                    }
+                }
+            }
+            deps.sort();
+            deps
+        })
+        .collect()
+}
+
+/// `redist nix-join`: `$out` as one tree of symlinks to every file of the
+/// store paths in `paths` (like nixpkgs' `symlinkJoin`: directories are
+/// merged, the first path providing a file wins; `nix-support` is left out).
+pub fn join(paths: &[PathBuf], out: &Path) -> Result<usize> {
+    fn link_tree(from: &Path, to: &Path, count: &mut usize) -> Result<()> {
+        fs::create_dir_all(to).map_err(write_error(to))?;
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(from)
+            .map_err(crate::error::read_error(from))?
+            .collect::<std::io::Result<_>>()
+            .map_err(crate::error::read_error(from))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let (src, dst) = (e.path(), to.join(e.file_name()));
+            let real_dir = fs::metadata(&src).is_ok_and(|m| m.is_dir());
+            let t = e.file_type().map_err(crate::error::read_error(&src))?;
+            if real_dir && !t.is_symlink() {
+                if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) {
+                    continue;
+                }
+                link_tree(&src, &dst, count)?;
+            } else if fs::symlink_metadata(&dst).is_err() {
+                std::os::unix::fs::symlink(&src, &dst).map_err(write_error(&dst))?;
+                *count += 1;
+            }
+        }
+        Ok(())
+    }
+    let mut count = 0;
+    fs::create_dir_all(out).map_err(write_error(out))?;
+    for p in paths {
+        if !p.is_dir() {
+            continue;
+        }
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(p)
+            .map_err(crate::error::read_error(p))?
+            .collect::<std::io::Result<_>>()
+            .map_err(crate::error::read_error(p))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries
+            .into_iter()
+            .filter(|e| e.file_name() != "nix-support")
+        {
+            let (src, dst) = (e.path(), out.join(e.file_name()));
+            if fs::metadata(&src).is_ok_and(|m| m.is_dir()) {
+                link_tree(&src, &dst, &mut count)?;
+            } else if fs::symlink_metadata(&dst).is_err() {
+                std::os::unix::fs::symlink(&src, &dst).map_err(write_error(&dst))?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }
 
 fn nix_string(s: &str) -> String {
@@ -508,19 +598,28 @@ pub fn expression(
          \x20 fetchurl = import <nix/fetchurl.nix>;\n\
          \x20 # Plain strings naming store paths need their context back.\n\
          \x20 store = p: if builtins.isString p then builtins.storePath p else p;\n\
-         \x20 component = {{ pname, version, url, sha256, outputs, toolkitDeps ? [ ] }}: derivation ({{\n\
+         \x20 component = {{ pname, version, url, sha256, outputs, toolkitDeps ? [ ], setLibDeps ? [ ] }}: derivation ({{\n\
          \x20   name = \"${{pname}}-${{version}}\";\n\
          \x20   inherit system outputs;\n\
          \x20   builder = store redist;\n\
          \x20   args = [ \"nix-builder\" ];\n\
          \x20   src = fetchurl {{ inherit url sha256; }};\n\
          \x20   component = pname;\n\
-         \x20   libDeps = map store (libDeps ++ (extraLibDeps.${{pname}} or [ ]));\n\
+         \x20   # Outputs of the set's other components whose libraries it needs.\n\
+         \x20   libDeps = map store (libDeps ++ setLibDeps ++ (extraLibDeps.${{pname}} or [ ]));\n\
          \x20   # Every output of each component nvcc.profile points at.\n\
          \x20   toolkitDeps = builtins.concatMap (d: d.all) toolkitDeps;\n\
          \x20   inherit driverRunpath appendRunpaths ignoreMissing;\n\
          \x20 }} // (if dynamicLinker == null then {{ }} else {{ inherit dynamicLinker; }}));\n\
-         \x20 self = {{\n",
+         \x20 # One tree of symlinks to every output of the given components.\n\
+         \x20 join = name: components: derivation {{\n\
+         \x20   inherit name system;\n\
+         \x20   builder = store redist;\n\
+         \x20   args = [ \"nix-join\" ];\n\
+         \x20   paths = builtins.concatMap (d: d.all) components;\n\
+         \x20 }};\n\
+         \x20 self = {{\n\
+         \x20   inherit join;\n",
         label = label,
         builder = nix_string(builder),
         system = nix_string(system),
@@ -547,13 +646,38 @@ pub fn expression(
                     .join(" ")
             )
         };
+        let set_deps = if c.lib_deps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "      setLibDeps = [ {} ];\n",
+                c.lib_deps
+                    .iter()
+                    .map(|(d, o)| format!("self.{}.{}", nix_string(d), nix_string(o)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
         s.push_str(&format!(
-            "    {key} = component {{\n      pname = {pname};\n      version = {version};\n      url = {url};\n      sha256 = {sha};\n      outputs = [ {outputs} ];\n{deps}    }};\n",
+            "    {key} = component {{\n      pname = {pname};\n      version = {version};\n      url = {url};\n      sha256 = {sha};\n      outputs = [ {outputs} ];\n{deps}{set_deps}    }};\n",
             key = nix_string(&c.pname),
             pname = nix_string(&c.pname),
             version = nix_string(&c.version),
             url = nix_string(&c.url),
             sha = nix_string(&c.sha256),
+        ));
+    }
+    // The toolkit as the `.run` installer made it: every component of the
+    // set's cuda manifest joined in one tree.
+    let toolkit: Vec<String> = components
+        .iter()
+        .filter(|c| c.product == "cuda")
+        .map(|c| format!("self.{}", nix_string(&c.pname)))
+        .collect();
+    if !toolkit.is_empty() && !names.contains(&"cudatoolkit") {
+        s.push_str(&format!(
+            "    # Every component of the cuda manifest in one tree; join others with\n    # `join \"name\" [ self.cuda_cudart self.cudnn ]`.\n    cudatoolkit = join \"cudatoolkit\" [ {} ];\n",
+            toolkit.join(" ")
         ));
     }
     s.push_str("  };\nin\nself\n");
@@ -635,6 +759,77 @@ mod tests {
     }
 
     #[test]
+    fn libraries_needed_from_other_components_become_their_lib_deps() {
+        let facts = |provides: &[(&str, &str)], needs: &[&str]| crate::ArchiveFacts {
+            outputs: BTreeSet::new(),
+            provides: provides
+                .iter()
+                .map(|(l, o)| (l.to_string(), o.to_string()))
+                .collect(),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+        };
+        let names: Vec<String> = ["cuda_cudart", "libcublas", "cudnn"]
+            .map(String::from)
+            .into();
+        let wired = wire(
+            &names,
+            &[
+                facts(
+                    &[("libcudart.so.13", "lib"), ("libcuda.so.1", "stubs")],
+                    &["libc.so.6", "libcuda.so.1"],
+                ),
+                facts(
+                    &[("libcublas.so.13", "lib"), ("libcublasLt.so.13", "lib")],
+                    &["libcublasLt.so.13", "libcudart.so.13"],
+                ),
+                // cuDNN names libcublasLt and libnvrtc (dlopened); the set
+                // has no nvrtc: nothing to wire, nothing to complain about.
+                facts(
+                    &[("libcudnn.so.9", "lib")],
+                    &[
+                        "libcublasLt.so.13",
+                        "libnvrtc.so.13",
+                        "libcuda.so.1",
+                        "libcudnn.so.9",
+                    ],
+                ),
+            ],
+        );
+        assert_eq!(wired[0], Vec::<(String, String)>::new());
+        assert_eq!(wired[1], [("cuda_cudart".to_string(), "lib".to_string())]);
+        assert_eq!(wired[2], [("libcublas".to_string(), "lib".to_string())]);
+        let c = |p: &str, product: &str, lib_deps: Vec<(String, String)>| ExprComponent {
+            pname: p.into(),
+            version: "1".into(),
+            url: format!("file:///m/{p}.tar.xz"),
+            sha256: "ab".into(),
+            outputs: ["lib".to_string()].into_iter().collect(),
+            lib_deps,
+            product: product.into(),
+        };
+        let e = expression(
+            "cuda 13.0.2 + cudnn 9.14.0",
+            "/nix/store/r-redist",
+            "x86_64-linux",
+            &[
+                c("cuda_cudart", "cuda", vec![]),
+                c("libcublas", "cuda", wired[1].clone()),
+                c("cudnn", "cudnn", wired[2].clone()),
+            ],
+        );
+        assert!(
+            e.contains("setLibDeps = [ self.\"libcublas\".\"lib\" ];"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "cudatoolkit = join \"cudatoolkit\" [ self.\"cuda_cudart\" self.\"libcublas\" ];"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn nvcc_gets_the_compiler_parts_of_the_set_as_toolkit_deps() {
         let c = |p: &str| ExprComponent {
             pname: p.into(),
@@ -642,6 +837,8 @@ mod tests {
             url: format!("file:///m/{p}.tar.xz"),
             sha256: "ab".into(),
             outputs: BTreeSet::new(),
+            lib_deps: Vec::new(),
+            product: "cuda".into(),
         };
         let e = expression(
             "cuda 13",
@@ -723,6 +920,8 @@ mod tests {
                 outputs: ["bin".to_string(), "include".to_string()]
                     .into_iter()
                     .collect(),
+                lib_deps: Vec::new(),
+                product: String::new(),
             }],
         );
         assert!(

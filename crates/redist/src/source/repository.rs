@@ -540,6 +540,31 @@ impl Repository {
         layout: &Layout,
         reporter: &dyn Reporter,
     ) -> Result<Vec<BTreeSet<String>>> {
+        self.scan(selected, reporter, |input, progress| {
+            crate::outputs_of(input, layout, progress)
+        })
+    }
+
+    /// Per component: its [`crate::ArchiveFacts`] under `layout` (outputs,
+    /// libraries shipped, libraries needed), in the order of `selected`.
+    pub fn facts(
+        &self,
+        selected: &[Selected],
+        layout: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<crate::ArchiveFacts>> {
+        self.scan(selected, reporter, |input, progress| {
+            crate::archive_facts(input, layout, progress)
+        })
+    }
+
+    /// One verified pass of `read` over each archive, several at a time.
+    fn scan<T: Send>(
+        &self,
+        selected: &[Selected],
+        reporter: &dyn Reporter,
+        read: impl Fn(Input, &dyn Progress) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
         use rayon::prelude::*;
         selected
             .par_iter()
@@ -547,11 +572,11 @@ impl Repository {
                 self.with_archive(sel, |opened| {
                     let progress = reporter.component(sel, opened.origin);
                     let (input, committer) = opened.into_input();
-                    let outputs = crate::outputs_of(input, layout, progress.as_ref())?;
+                    let t = read(input, progress.as_ref())?;
                     committer.commit()?;
-                    Ok(outputs)
+                    Ok(t)
                 })
-                .map(|(o, _)| o)
+                .map(|(t, _)| t)
                 .map_err(|e| Error::component("read", sel, e))
             })
             .collect()
