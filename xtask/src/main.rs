@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         "dist" => dist().map(|p| println!("{}", p.display())),
         "e2e-nix" => e2e_nix(rest),
         "mirror" => mirror::run(rest),
+        "set-mirror" => set_mirror().map(|p| println!("{}", p.display())),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
                  e2e                real NVIDIA archives (cargo xtask mirror): CUDA 12 tools, the CUDA 13 compiler, cuDNN\n  \
                  dist               a statically linked redist (glibc crt-static), for Nix builders\n  \
                  e2e-nix            real sandboxed nix-build of generated expressions (installs nix-bin if missing)\n  \
+                 set-mirror         target/cuda13-set-mirror: cudart + libcublas (cuda) and cuDNN (cudnn), two manifests\n  \
                  mirror OUT_DIR [--cuda 12|13] [--components a,b] [--xz-threads N] [--xz-level 0-9]\n                     \
                  [--wheel-cache DIR] [--label L]\n                     \
                  an NVIDIA-style redist mirror from NVIDIA's PyPI wheels (see `cargo xtask mirror --help`)"
@@ -160,6 +162,14 @@ fn cuda13_mirror() -> Result<PathBuf> {
 fn cudnn_mirror() -> Result<PathBuf> {
     let dir = root().join("target/cudnn-mirror");
     mirror::ensure(&dir, "13", &["cudnn"], 2, 1)?;
+    Ok(dir)
+}
+
+/// A set of two products for CUDA 13: a cuda manifest with cudart and
+/// libcublas, and cuDNN's own manifest (cuDNN `dlopen`s cuBLASLt).
+fn set_mirror() -> Result<PathBuf> {
+    let dir = root().join("target/cuda13-set-mirror");
+    mirror::ensure(&dir, "13", &["cuda_cudart", "libcublas", "cudnn"], 2, 1)?;
     Ok(dir)
 }
 
@@ -325,12 +335,14 @@ fn e2e(_args: &[String]) -> Result {
     let mirror = nvidia_mirror()?;
     let cuda13 = cuda13_mirror()?;
     let cudnn = cudnn_mirror()?;
+    let set = set_mirror()?;
     let cmake = cmake()?;
     for suite in ["nvidia_mirror", "toolkit"] {
         sh(ignored_suite(suite)
             .env("REDIST_NVIDIA_MIRROR", &mirror)
             .env("REDIST_CUDA13_MIRROR", &cuda13)
             .env("REDIST_CUDNN_MIRROR", &cudnn)
+            .env("REDIST_SET_MIRROR", &set)
             .env("REDIST_CMAKE", &cmake))?;
     }
     Ok(())
@@ -376,9 +388,11 @@ fn e2e_nix(_args: &[String]) -> Result {
     let redist = dist()?;
     let mirror = nvidia_mirror()?;
     let cuda13 = cuda13_mirror()?;
+    let set = set_mirror()?;
     let mut cmd = ignored_suite("nix");
     cmd.env("REDIST_STATIC", &redist)
         .env("REDIST_NVIDIA_MIRROR", &mirror)
-        .env("REDIST_CUDA13_MIRROR", &cuda13);
+        .env("REDIST_CUDA13_MIRROR", &cuda13)
+        .env("REDIST_SET_MIRROR", &set);
     sh(&mut cmd)
 }

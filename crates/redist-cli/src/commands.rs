@@ -33,6 +33,7 @@ pub fn list(args: ListArgs) -> Result<(), Error> {
         source.label(),
         rows.len(),
         cuda.as_ref()
+            .filter(|_| source.products.len() > 1 || source.cuda().is_none())
             .map(|c| format!("; add-ons for CUDA {} ({})", c.label, c.from))
             .unwrap_or_default()
     );

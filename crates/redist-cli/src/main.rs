@@ -322,7 +322,7 @@ struct FetchArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// Components (manifest keys, e.g. cuda_nvcc).
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present_any = ["all", "set"])]
     components: Vec<String>,
     /// Every component with an archive for the platform.
     #[arg(long)]
@@ -343,7 +343,7 @@ struct InstallArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// Components (manifest keys, e.g. cuda_nvcc cuda_cudart).
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present_any = ["all", "set"])]
     components: Vec<String>,
     /// Every component with an archive for the platform.
     #[arg(long)]
