@@ -471,7 +471,7 @@ impl Repository {
                     Err(e @ ManifestError::VariantMismatch { .. }) => (None, Some(e.to_string())),
                     Err(ManifestError::VariantNeeded { .. }) => (
                         None,
-                        Some("several variants; no CUDA version to choose by".into()),
+                        Some("pick one with --variant, or name the CUDA with --cuda or a cuda manifest".into()),
                     ),
                     Err(_) => (None, None),
                 };
