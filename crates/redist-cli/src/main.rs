@@ -553,6 +553,7 @@ impl PatchArgs {
             },
             keep_libc: self.keep_libc,
             driver_runpath: self.driver_runpath.clone().filter(|d| !d.is_empty()),
+            dlopen_names: false,
         }))
     }
 }

@@ -1,5 +1,5 @@
 //! `redist list` and `redist install` over a set of products served on
-//! 127.0.0.1: a cuda manifest (CUDA 13.0.2: `libdep`) and an add-on
+//! 127.0.0.1: a cuda manifest (CUDA 13.0.2: `libdep`, `libplugin`) and an add-on
 //! product (`addon`, built for cuda12 and cuda13; its library needs
 //! `libdep.so.1` from the cuda product). Selection on NVIDIA's real
 //! manifests is tested in `crates/redist/tests/sets.rs`.
@@ -43,15 +43,26 @@ impl Set {
             mirror::write(
                 &root.join(sub),
                 label,
-                &[Component::new(
-                    "libdep",
-                    "1.0",
-                    redist_archive(
+                &[
+                    Component::new(
                         "libdep",
                         "1.0",
-                        vec![Item::file("lib/libdep.so.1", l.libdep.clone())],
+                        redist_archive(
+                            "libdep",
+                            "1.0",
+                            vec![Item::file("lib/libdep.so.1", l.libdep.clone())],
+                        ),
                     ),
-                )],
+                    Component::new(
+                        "libplugin",
+                        "1.0",
+                        redist_archive(
+                            "libplugin",
+                            "1.0",
+                            vec![Item::file("lib/libplugin.so.1", l.plugin.clone())],
+                        ),
+                    ),
+                ],
             );
         }
         // The add-on: one archive per CUDA major, told apart by a file.
@@ -61,6 +72,7 @@ impl Set {
                 "2.0",
                 vec![
                     Item::file("lib/libuser.so.1", l.libuser.clone()),
+                    Item::file("lib/libnamer.so.1", l.namer.clone()),
                     Item::file(&format!("share/built-for-cuda{major}"), major),
                 ],
             )
@@ -139,7 +151,7 @@ fn list_shows_each_component_with_the_variant_it_takes_and_why() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("cuda 13.0.2 + addon 2.0 for linux-x86_64: 3 components; add-ons for CUDA 13.0.2 (the set's cuda manifest 13.0.2)"),
+        out.contains("cuda 13.0.2 + addon 2.0 for linux-x86_64: 4 components; add-ons for CUDA 13.0.2 (the set's cuda manifest 13.0.2)"),
         "{out}"
     );
     let addon = out
@@ -181,6 +193,7 @@ fn a_set_installs_in_one_command_with_each_variant_chosen_and_linked_across_prod
             &[s.cuda(), s.addon()],
             &[
                 "libdep",
+                "libplugin",
                 "addon",
                 "--layout",
                 layout,
@@ -190,7 +203,22 @@ fn a_set_installs_in_one_command_with_each_variant_chosen_and_linked_across_prod
             ],
         );
         let r = ok_json(&o);
-        assert_eq!(r["components"][1]["variant"], "cuda13", "{layout}");
+        assert_eq!(r["components"][2]["variant"], "cuda13", "{layout}");
+        // libnamer `dlopen`s libplugin.so.1 of the other product by name:
+        // loaded for real, it finds it.
+        let namer = if layout == "merged" {
+            p.join("lib/libnamer.so.1")
+        } else {
+            p.join("addon/lib/lib/libnamer.so.1")
+        };
+        let o = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).namer())")
+            .arg(&namer)
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o).trim(), "3", "{layout}: {}", stderr(&o));
         let built = if layout == "merged" {
             p.join("share/built-for-cuda13")
         } else {

@@ -72,6 +72,11 @@ pub struct AutopatchOptions {
     /// The directory the GPU driver's libraries live in at run time
     /// (`/run/opengl-driver/lib` on NixOS): first in every RUNPATH written.
     pub driver_runpath: Option<String>,
+    /// Also link libraries a file names in its strings (what it may
+    /// `dlopen`: cuDNN names libcublasLt) when another component provides
+    /// them: always with `deps`, and where the tree holds several
+    /// components (an install's prefix).
+    pub dlopen_names: bool,
 }
 
 /// One ELF file to consider.
@@ -280,7 +285,7 @@ pub fn run(
     // Libraries that `dlopen` others by name (cuDNN loads libcublasLt and
     // libnvrtc) say so only in their strings: found in a dependency, such a
     // library joins the RUNPATH; not found, it is nobody's business.
-    let named: HashMap<String, Vec<String>> = if opts.deps.is_empty() {
+    let named: HashMap<String, Vec<String>> = if opts.deps.is_empty() && !opts.dlopen_names {
         HashMap::new()
     } else {
         infos
@@ -317,8 +322,10 @@ pub fn run(
             if needs.contains_key(name) || info.soname.as_ref() == Some(name) {
                 continue;
             }
-            if let Some(dir) = resolver.deps.find(name) {
-                let r = Resolution::Dep(dir);
+            // A directory of the tree (another component's, in a prefix),
+            // else a dependency.
+            let own = resolver.index.find(name).map(Resolution::Own);
+            if let Some(r) = own.or_else(|| resolver.deps.find(name).map(Resolution::Dep)) {
                 if !dirs.contains(&r) {
                     dirs.push(r.clone());
                 }

@@ -471,12 +471,18 @@ fn link_new(
     }
     let files =
         crate::autopatch::TreeFile::of(staging, state.components.values().flat_map(|i| &i.files));
+    // A library `dlopen`ing another component's (cuDNN and cuBLASLt) needs
+    // that directory in its RUNPATH.
+    let ap = crate::AutopatchOptions {
+        dlopen_names: true,
+        ..ap.clone()
+    };
     crate::autopatch::run(
         staging,
         &crate::Placement::root(prefix),
         &candidates,
         &files,
-        ap,
+        &ap,
     )
 }
 

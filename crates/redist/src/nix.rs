@@ -278,6 +278,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             runpath: autopatch::RunpathMode::Absolute,
             keep_libc: true,
             driver_runpath: b.driver_runpath.clone(),
+            dlopen_names: false,
         }),
         toolkit_deps: toolkit_deps(&b.toolkit_deps, &layout_names)?,
         keep_nvcc_profile: false,
