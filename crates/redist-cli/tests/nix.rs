@@ -59,7 +59,8 @@ fn add(path: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
-/// A "glibc" store path: the system's loader and runtime libraries.
+/// A "glibc" store path: the system's loader and runtime libraries (and
+/// zlib, which cuDNN needs).
 fn glibc(d: &Dir) -> String {
     let lib = d.join("glibc/lib");
     std::fs::create_dir_all(&lib).unwrap();
@@ -77,6 +78,7 @@ fn glibc(d: &Dir) -> String {
         "librt.so.1",
         "libgcc_s.so.1",
         "libstdc++.so.6",
+        "libz.so.1",
     ] {
         files.push((sysdir.join(n), n.to_owned()));
     }
@@ -519,4 +521,127 @@ fn cuda13_nvcc_from_the_store_compiles_against_its_toolkit_deps() {
         "{out}"
     );
     drop(server);
+}
+
+/// The two manifests of the CUDA 13 set mirror: cuda (cudart, libcublas)
+/// and cuDNN's.
+fn set_manifests(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut cuda = None;
+    let mut cudnn = None;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("redistrib_cudnn_") && name.ends_with(".json") {
+            cudnn = Some(p);
+        } else if name.starts_with("redistrib_") && name.ends_with(".json") {
+            cuda = Some(p);
+        }
+    }
+    (cuda.expect("cuda manifest"), cudnn.expect("cuDNN manifest"))
+}
+
+#[test]
+#[ignore = "needs nix-bin, a static redist and the CUDA 13 set mirror: cargo xtask e2e-nix"]
+fn a_cuda13_set_is_one_attribute_set_and_cudnn_references_the_sets_cublas() {
+    let Some(mirror) = std::env::var_os("REDIST_SET_MIRROR").map(PathBuf::from) else {
+        panic!("REDIST_SET_MIRROR is set by cargo xtask e2e-nix");
+    };
+    let (cuda, cudnn) = set_manifests(&mirror);
+    let s = setup();
+    let server = redist_fixtures::http::Server::start(mirror.clone());
+    let url = server.url("");
+    let builder = s.builder();
+    let cache = s.d.join("cache");
+    let o = run(
+        &[
+            "nix-expr".as_ref(),
+            "-m".as_ref(),
+            cuda.as_os_str(),
+            "-m".as_ref(),
+            cudnn.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--builder".as_ref(),
+            builder.as_ref(),
+            "--mirror".as_ref(),
+            url.as_ref(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let generated = String::from_utf8_lossy(&o.stdout).into_owned();
+    // One attribute per component of both manifests, cuDNN's variant chosen
+    // for the set's CUDA, its libDeps wired from what its libraries name.
+    for attr in [
+        "\"cuda_cudart\" = component",
+        "\"libcublas\" = component",
+        "\"cudnn\" = component",
+    ] {
+        assert!(generated.contains(attr), "{attr}:\n{generated}");
+    }
+    assert!(generated.contains("_cuda13-archive.tar.xz"), "{generated}");
+    let cudnn_block = &generated[generated.find("\"cudnn\" = component").unwrap()..];
+    let cudnn_block = &cudnn_block[..cudnn_block.find("};").unwrap()];
+    assert!(
+        cudnn_block.contains("setLibDeps = [ self.\"libcublas\".\"lib\" ];"),
+        "{cudnn_block}"
+    );
+    assert!(
+        generated.contains(
+            "cudatoolkit = join \"cudatoolkit\" [ self.\"cuda_cudart\" self.\"libcublas\" ];"
+        ),
+        "{generated}"
+    );
+    std::fs::write(s.d.join("set.nix"), &generated).unwrap();
+    let file = s.d.join("s.nix");
+    std::fs::write(&file, format!(
+        "let glibc = builtins.storePath \"{}\"; in import ./set.nix {{ dynamicLinker = \"${{glibc}}/lib/ld-linux-x86-64.so.2\"; libDeps = [ glibc ]; }}\n", s.glibc)).unwrap();
+    let started = std::time::Instant::now();
+    for attr in ["cudnn", "cudatoolkit"] {
+        let o = nix_build(&file, attr, &[]);
+        assert!(o.status.success(), "{attr}:\n{}", text(&o));
+    }
+    eprintln!(
+        "cuDNN + cuBLAS + cudart under nix-build: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let lib_of = |attr: &str| {
+        outputs_of(&file, attr)
+            .into_iter()
+            .find(|(n, _)| n == "lib")
+            .unwrap_or_else(|| panic!("{attr}.lib"))
+            .1
+    };
+    let (cudnn_lib, cublas_lib) = (lib_of("cudnn"), lib_of("libcublas"));
+    // Nix found cuBLAS's path in cuDNN's libraries: a run-time dependency.
+    let refs = references(&cudnn_lib);
+    assert!(refs.contains(&cublas_lib), "{cublas_lib} not in {refs:?}");
+    // It is the RUNPATH of the library that dlopens libcublasLt.so.13.
+    let engines = std::fs::read_dir(format!("{cudnn_lib}/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("libcudnn_engines_precompiled.so.")
+        })
+        .unwrap();
+    let rp = elfpatch::read(&engines)
+        .unwrap()
+        .runpath
+        .unwrap_or_default();
+    assert!(rp.contains(&format!("{cublas_lib}/lib")), "{rp}");
+    assert!(Path::new(&format!("{cublas_lib}/lib/libcublasLt.so.13")).exists());
+    // The joined toolkit has the set's cuda components in one tree.
+    let tk = outputs_of(&file, "cudatoolkit")[0].1.clone();
+    for f in [
+        "lib/libcublasLt.so.13",
+        "lib/libcudart.so.13",
+        "include/cuda_runtime_api.h",
+    ] {
+        assert!(Path::new(&tk).join(f).exists(), "{tk}/{f}");
+    }
 }

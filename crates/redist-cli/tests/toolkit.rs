@@ -506,3 +506,81 @@ fn every_nvidia_elf_file_is_linked_like_nixpkgs_does() {
     }
     assert!(checked > 20, "only {checked} ELF files checked");
 }
+
+/// CUDA 13 and cuDNN from their two manifests in one command: cuDNN takes
+/// its cuda13 variant from the set's CUDA, and its libraries that `dlopen`
+/// libcublasLt.so.13 find the set's cuBLAS, merged and split.
+#[test]
+#[ignore = "needs the CUDA 13 set mirror: cargo xtask e2e"]
+fn a_cuda13_set_installs_in_one_command_with_cudnn_finding_the_sets_cublas() {
+    let dir = PathBuf::from(
+        std::env::var_os("REDIST_SET_MIRROR")
+            .expect("REDIST_SET_MIRROR is set by `cargo xtask e2e`"),
+    );
+    let manifests: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("redistrib_") && n.ends_with(".json")
+        })
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let d = Dir::new();
+    for layout in ["merged", "split"] {
+        let prefix = d.join(layout);
+        let mut cmd = redist();
+        cmd.arg("install");
+        for m in &manifests {
+            cmd.arg("-m").arg(m);
+        }
+        let o = cmd
+            .args([
+                "cuda_cudart",
+                "libcublas",
+                "cudnn",
+                "--layout",
+                layout,
+                "--json",
+            ])
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg("--cache-dir")
+            .arg(d.join("cache"))
+            .output()
+            .unwrap();
+        let r = ok_json(&o);
+        let cudnn = r["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["component"] == "cudnn")
+            .unwrap();
+        assert_eq!(cudnn["variant"], "cuda13", "{layout}");
+        let files = r["autopatch"]["files"].as_array().unwrap();
+        let engines = files
+            .iter()
+            .find(|f| {
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .contains("libcudnn_engines_precompiled.so.")
+            })
+            .expect("libcudnn_engines_precompiled");
+        let lt = &engines["needs"]["libcublasLt.so.13"];
+        assert_eq!(lt["from"], "own", "{layout}: {engines}");
+        let rp = engines["runpath"].as_str().unwrap();
+        let path = engines["path"].as_str().unwrap();
+        // Each RUNPATH entry, `$ORIGIN` resolved: one holds libcublasLt.
+        let here = prefix.join(path);
+        let found = rp.split(':').any(|e| {
+            let e = e.replace("$ORIGIN", &here.parent().unwrap().display().to_string());
+            Path::new(&e).join("libcublasLt.so.13").exists()
+        });
+        assert!(found, "{layout}: {rp}");
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(prefix.join(".redist/installed.json")).unwrap())
+                .unwrap();
+        assert!(state["cuda"].as_str().unwrap().starts_with("13"), "{state}");
+    }
+}

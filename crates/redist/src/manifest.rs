@@ -178,9 +178,15 @@ pub struct CudaVersion {
 }
 
 impl CudaVersion {
-    /// `13.0.2` (or `13.1`, `13`), said to come from `from`.
+    /// `13.0.2` (or `13.1`, `13`, `13-wheels`), said to come from `from`.
     pub fn parse(label: &str, from: &str) -> Option<CudaVersion> {
-        let mut parts = label.trim().split('.');
+        // The version is what the label starts with (`13-wheels` is 13).
+        let numeric: &str = label
+            .trim()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap_or("");
+        let mut parts = numeric.trim_end_matches('.').split('.');
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
         Some(CudaVersion {
