@@ -15,8 +15,11 @@ pub mod manifest;
 pub mod rewriters;
 pub mod seeds;
 
+/// A target's property: panics when it breaks.
+pub type Check = fn(&[u8]);
+
 /// The targets, by name, as `cargo fuzz` knows them.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("elf_edit", elf::check),
     ("archive_policy", archive::check),
     ("manifest", manifest::check),

@@ -660,6 +660,9 @@ fn scan_archive(
     Ok(facts)
 }
 
+/// Called with each ELF file's path and bytes while listing an archive.
+type OnElf<'a> = dyn FnMut(&str, &[u8]) + 'a;
+
 /// Entry paths (cleaned of `.` and empty components) and whether each is a
 /// directory. Names are held to the unpacker's rules (UTF-8, relative, no
 /// `..`), so what this accepts, unpacking accepts.
@@ -667,7 +670,7 @@ fn list_paths(
     label: &str,
     tar: &mut impl Read,
     tick: &mut dyn FnMut(),
-    mut on_elf: Option<&mut dyn FnMut(&str, &[u8])>,
+    mut on_elf: Option<&mut OnElf<'_>>,
 ) -> Result<Vec<(String, bool)>> {
     let ended = std::rc::Rc::new(std::cell::Cell::new(false));
     let mut archive = tar::Archive::new(unpack::EndSeen {
