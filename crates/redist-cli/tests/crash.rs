@@ -61,6 +61,15 @@ fn staging_beside(out: &Path) -> Vec<String> {
         .collect()
 }
 
+/// One whole run of `spawn()`'s process, which must succeed; how long it
+/// took (machines differ: kills are spread over this).
+fn timed(spawn: &dyn Fn() -> std::process::Child) -> Duration {
+    let started = Instant::now();
+    let o = spawn().wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    started.elapsed()
+}
+
 /// Kill `spawn()`'s process at `runs` points spread over `span`; `check`
 /// looks at what is left after each. Returns how many died mid-way.
 fn kill_spread(
@@ -99,10 +108,7 @@ fn sigkill_during_unpack_leaves_no_output_or_the_whole_tree() {
             .unwrap()
     };
     // The reference: a whole run, timed.
-    let started = Instant::now();
-    let o = spawn().wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let span = started.elapsed();
+    let span = timed(&spawn);
     let whole = snapshot(&out);
     assert!(whole.len() > 3000, "{}", whole.len());
     std::fs::remove_dir_all(&out).unwrap();
@@ -163,10 +169,7 @@ fn sigkill_during_nix_builder_leaves_each_output_absent_or_whole() {
             .spawn()
             .unwrap()
     };
-    let started = Instant::now();
-    let o = spawn().wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let span = started.elapsed();
+    let span = timed(&spawn);
     let whole = outputs_of(&store);
     assert_eq!(whole.len(), 3, "{:?}", whole.keys());
     // Nix removes a failed build's outputs and build directory; so does
