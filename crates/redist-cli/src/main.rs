@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
 mod commands;
 mod errors;
 mod patchelf;
@@ -125,6 +126,29 @@ enum Command {
 
     /// Print the built-in layout rules, the starting point for a --rules file
     Rules,
+
+    /// Measure unpacking on this machine: decode, unpack, the full job
+    ///
+    /// Per archive: the decoder alone (against `xz -dc`, `zstd -dc` or
+    /// `gzip -dc`), unpacking without patching and the whole job (against
+    /// `tar -xf`), each a warm-up run then --runs timed runs in a child
+    /// process, on tmpfs unless --dir says otherwise. Prints min and median
+    /// times, MB/s of compressed and decompressed bytes, peak memory and
+    /// the ratio to the baseline (above 1: redist is faster).
+    ///
+    /// Examples:
+    ///   redist bench libcublas-linux-x86_64-13.0.0.19-archive.tar.xz
+    ///   redist bench --runs 5 --threads 16 --json *.tar.xz > bench.json
+    #[command(verbatim_doc_comment)]
+    Bench(bench::Args),
+
+    /// One `redist bench` stage: decode an archive, discard the bytes
+    #[command(hide = true)]
+    BenchDecode {
+        archive: std::path::PathBuf,
+        #[arg(long)]
+        threads: Option<u32>,
+    },
 
     /// Manage the archive cache
     #[command(subcommand)]
@@ -646,6 +670,16 @@ fn main() -> ExitCode {
         Command::NixJoin => commands::nix_join(),
         Command::NixExpr(args) => commands::nix_expr(args),
         Command::Patchelf(args) => return ExitCode::from(patchelf::run(args)),
+        Command::Bench(args) => {
+            return match bench::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchDecode { archive, threads } => bench::decode(&archive, threads),
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())

@@ -23,7 +23,7 @@ const IN_FLIGHT: usize = 4;
 const HEAD: usize = 512;
 
 /// The container formats `redist` reads, chosen by magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// xz (LZMA2), decoded in parallel when it has several blocks.

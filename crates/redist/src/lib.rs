@@ -555,6 +555,41 @@ pub fn outputs_of(
     scan_archive(input, layout, progress, false).map(|f| f.outputs)
 }
 
+/// What decoding an archive to nowhere did ([`decode_only`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Decoded {
+    /// The container format.
+    pub format: Format,
+    /// Compressed bytes read.
+    pub bytes_in: u64,
+    /// Decompressed (tar) bytes.
+    pub bytes_out: u64,
+    /// Decoder threads liblzma was allowed (1 for other formats).
+    pub threads: u32,
+}
+
+/// Decode an archive and throw the bytes away: the decoder's own speed,
+/// what `redist bench` compares with `xz -dc`. No size limits apply.
+pub fn decode_only(input: Input, threads: u32) -> Result<Decoded> {
+    let (label, reader, _) = input.open()?;
+    let limits = Limits {
+        max_bytes: u64::MAX,
+        max_ratio: u64::MAX,
+    };
+    let decoder = decode::Decoder::spawn(&label, reader, threads.max(1), limits)?;
+    let (mut reader, handle, bytes_in, format) = decoder.into_parts();
+    let drained = reader.drain();
+    drop(reader);
+    let stats = handle.join()?;
+    drained.map_err(|_| Error::DecoderFailed)?;
+    Ok(Decoded {
+        format,
+        bytes_in: bytes_in.load(Ordering::Relaxed).max(stats.bytes_in),
+        bytes_out: stats.bytes_out,
+        threads: stats.threads,
+    })
+}
+
 /// What an archive provides and needs, for wiring a set of components:
 /// its outputs, the libraries it ships (by file name, with the output each
 /// lands in) and the libraries its ELF files need (`DT_NEEDED`,
