@@ -204,6 +204,11 @@ fn a_set_installs_in_one_command_with_each_variant_chosen_and_linked_across_prod
         );
         let r = ok_json(&o);
         assert_eq!(r["components"][2]["variant"], "cuda13", "{layout}");
+        assert_eq!(r["components"][2]["product"], "addon", "{layout}");
+        assert_eq!(
+            r["components"][2]["variant_reason"],
+            "CUDA 13.0.2 (the set's cuda manifest 13.0.2)"
+        );
         // libnamer `dlopen`s libplugin.so.1 of the other product by name:
         // loaded for real, it finds it.
         let namer = if layout == "merged" {

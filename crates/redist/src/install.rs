@@ -69,6 +69,10 @@ pub struct ComponentReport {
     pub platform: String,
     /// Variant, if any.
     pub variant: Option<String>,
+    /// Why that variant (`CUDA 13.0.2 (the set's cuda manifest 13.0.2)`).
+    pub variant_reason: Option<String>,
+    /// The product of its manifest (`cuda`, `cudnn`).
+    pub product: String,
     /// Archive sha256.
     pub sha256: String,
     /// `null` when it was already installed.
@@ -409,6 +413,8 @@ fn merge_all(
                 version: sel.version.clone(),
                 platform: sel.platform.clone(),
                 variant: sel.variant.clone(),
+                variant_reason: sel.variant_reason.clone(),
+                product: sel.product.clone(),
                 sha256: sel.archive.sha256.clone(),
                 origin: Some(origin),
                 unpack: Some(report),
@@ -544,6 +550,8 @@ fn already(s: &Selected, state: &State) -> ComponentReport {
         version: s.version.clone(),
         platform: s.platform.clone(),
         variant: s.variant.clone(),
+        variant_reason: s.variant_reason.clone(),
+        product: s.product.clone(),
         sha256: s.archive.sha256.clone(),
         origin: None,
         unpack: None,
