@@ -167,8 +167,13 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
                 Some(Origin::Local) => "from the mirror directory",
                 None => "already installed",
             };
+            let variant = match (&c.variant, &c.variant_reason) {
+                (Some(v), Some(why)) => format!("; variant {v}: {why}"),
+                (Some(v), None) => format!("; variant {v}"),
+                _ => String::new(),
+            };
             println!(
-                "  {:<28} {:<14} {:>6} files  {how}",
+                "  {:<28} {:<14} {:>6} files  {how}{variant}",
                 c.component, c.version, c.files
             );
         }
