@@ -200,9 +200,16 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     let reporter = crate::progress::Components::reading(args.quiet);
     let outputs = source.outputs(&selected, &layout, &reporter)?;
     let mut out = serde_json::Map::new();
+    let set = source.products.len() > 1;
     for (sel, outputs) in selected.iter().zip(outputs) {
+        // Keys as the user names them: `product:component` in a set.
+        let key = if set {
+            format!("{}:{}", sel.product, sel.component)
+        } else {
+            sel.component.clone()
+        };
         out.insert(
-            sel.component.clone(),
+            key,
             serde_json::json!({ "version": sel.version, "outputs": outputs }),
         );
     }

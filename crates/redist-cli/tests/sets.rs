@@ -342,3 +342,28 @@ fn a_set_file_names_the_manifests_and_the_components() {
         stderr(&o)
     );
 }
+
+#[test]
+fn features_and_fetch_take_a_set_too() {
+    let s = Set::new();
+    let o = s.run("features", &[s.cuda(), s.addon()], &["libdep", "addon"]);
+    let j = ok_json(&o);
+    assert_eq!(
+        j["cuda:libdep"]["outputs"],
+        serde_json::json!(["lib"]),
+        "{j}"
+    );
+    assert_eq!(
+        j["addon:addon"]["outputs"],
+        serde_json::json!(["lib", "out"]),
+        "{j}"
+    );
+    let out = s.dir.join("fetched");
+    let o = s.run(
+        "fetch",
+        &[s.cuda(), s.addon()],
+        &["addon", "--out", out.to_str().unwrap(), "--json"],
+    );
+    let j = ok_json(&o);
+    assert!(out.join("addon-2.0_cuda13-archive.tar.xz").is_file(), "{j}");
+}
