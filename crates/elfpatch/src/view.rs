@@ -1055,8 +1055,8 @@ impl View<'_> {
         }
     }
 
-    /// (size in bytes, number of symbols) of a GNU hash table, or `None`
-    /// when its buckets are inconsistent.
+    /// (size in bytes, number of symbols) of a GNU hash table; buckets that
+    /// do not fit the format are malformed.
     fn gnu_hash_extent(&self, offset: u64) -> Result<Option<(u64, u64)>> {
         let head = self.read(offset, 16, "DT_GNU_HASH")?;
         let r = self.reader(&head, offset, "DT_GNU_HASH");
@@ -1082,13 +1082,24 @@ impl View<'_> {
         if max == 0 {
             return Ok(Some((chains_off - offset, symoffset)));
         }
+        // A bucket names the first symbol of its chain: at or past
+        // `symoffset`, or 0 for none. Anything else is not a GNU hash table
+        // whose extent (or whose symbols) the loader could agree with.
         if max < symoffset {
-            return Ok(None);
+            return Err(Malformed::BadField {
+                field: "DT_GNU_HASH bucket (below symoffset)",
+                value: max,
+            }
+            .into());
         }
         let mut idx = max;
         loop {
             if idx - max > 1 << 20 {
-                return Ok(None);
+                return Err(Malformed::BadField {
+                    field: "DT_GNU_HASH chain (no end within 2^20 entries)",
+                    value: max,
+                }
+                .into());
             }
             let at = chains_off + (idx - symoffset) * 4;
             let word = self.read(at, 4, "DT_GNU_HASH chain")?;

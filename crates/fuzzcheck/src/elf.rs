@@ -247,7 +247,11 @@ fn code_unchanged(before: &[u8], after: &[u8]) {
     for (name, addr, bytes) in &old {
         // A section overlapping the headers the edit rewrote is not code
         // the loader would run; only sections found again are compared.
-        if let Some((_, _, now)) = new.iter().find(|(n, a, _)| n == name && a == addr) {
+        // Two sections may share a name and an address (a damaged table):
+        // the one with the same size is the same section.
+        let same =
+            |(n, a, b): &&(String, u64, Vec<u8>)| n == name && a == addr && b.len() == bytes.len();
+        if let Some((_, _, now)) = new.iter().find(same) {
             assert!(
                 now == bytes,
                 "section {name} at {addr:#x} changed ({} bytes)",
