@@ -362,7 +362,74 @@ pub fn run(
 /// The sonames (`libcublasLt.so.13`) a file holds as C strings: what it
 /// may `dlopen`. Empty when it cannot be read.
 fn sonames_named(path: &Path) -> Vec<String> {
-    fs::read(path).map(|d| sonames_in(&d)).unwrap_or_default()
+    match read_only_data(path) {
+        Some(chunks) => {
+            let mut names: Vec<String> = chunks.iter().flat_map(|c| sonames_in(c)).collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+        None => fs::read(path).map(|d| sonames_in(&d)).unwrap_or_default(),
+    }
+}
+
+/// The bytes of a file's allocated, non-executable data sections (where C
+/// string constants live), without the GPU code NVIDIA embeds
+/// (`.nv_fatbin`, often most of the file); `None` when the file has no
+/// usable section headers (then the whole file is read).
+fn read_only_data(path: &Path) -> Option<Vec<Vec<u8>>> {
+    use goblin::container::{Container, Ctx, Endian};
+    use goblin::elf::section_header::{SHF_ALLOC, SHF_EXECINSTR, SHT_PROGBITS};
+    use goblin::elf::SectionHeader;
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut head = [0u8; 64];
+    f.read_exact_at(&mut head, 0).ok()?;
+    let h = goblin::elf::Elf::parse_header(&head).ok()?;
+    let ctx = Ctx::new(
+        if h.e_ident[4] == 2 {
+            Container::Big
+        } else {
+            Container::Little
+        },
+        if h.e_ident[5] == 2 {
+            Endian::Big
+        } else {
+            Endian::Little
+        },
+    );
+    let count = usize::from(h.e_shnum);
+    let size = count.checked_mul(usize::from(h.e_shentsize))?;
+    if count == 0 || h.e_shoff.checked_add(size as u64)? > len {
+        return None;
+    }
+    let mut table = vec![0u8; size];
+    f.read_exact_at(&mut table, h.e_shoff).ok()?;
+    let shdrs = SectionHeader::parse_from(&table, 0, count, ctx).ok()?;
+    let names = shdrs.get(usize::from(h.e_shstrndx)).and_then(|s| {
+        let mut b = vec![0u8; usize::try_from(s.sh_size).ok()?.min(1 << 20)];
+        f.read_exact_at(&mut b, s.sh_offset).ok().map(|_| b)
+    });
+    let name = |s: &SectionHeader| -> &[u8] {
+        let Some(n) = &names else { return b"" };
+        let rest = n.get(s.sh_name..).unwrap_or(b"");
+        &rest[..rest.iter().position(|&c| c == 0).unwrap_or(rest.len())]
+    };
+    let mut out = Vec::new();
+    for s in &shdrs {
+        let data = s.sh_type == SHT_PROGBITS
+            && s.sh_flags & u64::from(SHF_ALLOC) != 0
+            && s.sh_flags & u64::from(SHF_EXECINSTR) == 0
+            && !name(s).starts_with(b".nv");
+        if !data || s.sh_size == 0 || s.sh_offset.checked_add(s.sh_size)? > len {
+            continue;
+        }
+        let mut b = vec![0u8; usize::try_from(s.sh_size).ok()?];
+        f.read_exact_at(&mut b, s.sh_offset).ok()?;
+        out.push(b);
+    }
+    Some(out)
 }
 
 /// The sonames (`libcublasLt.so.13`) `data` holds as C strings.
