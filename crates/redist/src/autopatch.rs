@@ -939,6 +939,37 @@ impl TreeFile {
 mod tests {
     use super::*;
 
+    /// The sonames a library names are read from its data, not from its
+    /// code or NVIDIA's embedded GPU code (`.nv_fatbin`).
+    #[test]
+    fn named_sonames_come_from_the_data_sections() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("n.c");
+        std::fs::write(
+            &src,
+            "const char real[] = \"libcublasLt.so.13\";\n\
+             __attribute__((section(\".nv_fatbin\"), used)) const char gpu[] = \"libinfatbin.so.1\";\n\
+             const char *pick(int i) { return i ? real : \"libother.so.2\"; }\n",
+        )
+        .unwrap();
+        let lib = d.path().join("libn.so");
+        let ok = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cc failed");
+        assert_eq!(sonames_named(&lib), ["libcublasLt.so.13", "libother.so.2"]);
+        // The whole file says more: the fallback for files without sections.
+        let all = sonames_in(&std::fs::read(&lib).unwrap());
+        assert!(all.contains(&"libinfatbin.so.1".to_string()), "{all:?}");
+        assert_eq!(
+            sonames_in(b"xlibno.so.1\0 libyes.so.1.2\0libnull.so.3"),
+            ["libyes.so.1.2"]
+        );
+    }
+
     #[test]
     fn origin_entries_resolve_lexically() {
         assert_eq!(
