@@ -56,9 +56,18 @@ pub(crate) struct Existing {
 /// The resolution-cache note of `view`, found by section name like
 /// patchelf does.
 pub(crate) fn existing(view: &View<'_>) -> Result<Option<Existing>> {
-    let Some(shdr) = view.section_index(SECTION_NAME.as_bytes())? else {
+    let found = view.sections_named(SECTION_NAME.as_bytes())?;
+    let Some(&shdr) = found.first() else {
         return Ok(None);
     };
+    if found.len() > 1 {
+        // Which one is the cache? Removing one would make the next "it".
+        return Err(crate::Malformed::BadField {
+            field: "sections named .note.nixos.ldcache (more than one)",
+            value: found.len() as u64,
+        }
+        .into());
+    }
     let sh = &view.shdrs[shdr];
     // Its bytes are cleared when an edit makes it stale: they must be a
     // note's, and not the headers'.

@@ -388,14 +388,16 @@ impl<'a> View<'a> {
                 .into());
             }
         }
+        // Empty segments map nothing; between two others they must not
+        // hide an overlap.
         let mut loads: Vec<usize> = (0..phdrs.len())
-            .filter(|&i| phdrs[i].p_type == PT_LOAD)
+            .filter(|&i| phdrs[i].p_type == PT_LOAD && phdrs[i].p_memsz > 0)
             .collect();
         loads.sort_by_key(|&i| phdrs[i].p_vaddr);
         for w in loads.windows(2) {
             let (a, b) = (&phdrs[w[0]], &phdrs[w[1]]);
             let a_end = a.p_vaddr.checked_add(a.p_memsz);
-            if a_end.is_none_or(|e| e > b.p_vaddr) && a.p_memsz > 0 && b.p_memsz > 0 {
+            if a_end.is_none_or(|e| e > b.p_vaddr) {
                 return Err(Malformed::OverlappingSegments {
                     first: w[0].min(w[1]),
                     second: w[0].max(w[1]),
@@ -511,19 +513,22 @@ impl<'a> View<'a> {
         (i < self.shdrs.len()).then_some(i)
     }
 
-    /// The index of the first section called `name`.
-    pub(crate) fn section_index(&self, name: &[u8]) -> Result<Option<usize>> {
+    /// Every section called `name` (not `SHT_NULL`), in table order.
+    pub(crate) fn sections_named(&self, name: &[u8]) -> Result<Vec<usize>> {
         let Some(t) = self.shstrtab_index() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let t = &self.shdrs[t];
         let names = self.read(t.sh_offset, t.sh_size, "section name table")?;
-        Ok(self.shdrs.iter().position(|s| {
-            names
-                .get(s.sh_name..)
-                .and_then(|r| r.split(|&b| b == 0).next())
-                .is_some_and(|n| n == name && s.sh_type != 0)
-        }))
+        Ok((0..self.shdrs.len())
+            .filter(|&i| {
+                let s = &self.shdrs[i];
+                names
+                    .get(s.sh_name..)
+                    .and_then(|r| r.split(|&b| b == 0).next())
+                    .is_some_and(|n| n == name && s.sh_type != 0)
+            })
+            .collect())
     }
 
     /// The section-name string table must exist where `e_shstrndx` says,
@@ -1012,6 +1017,11 @@ impl View<'_> {
         if let Some(i) = &self.interp {
             let p = &self.phdrs[i.phdr];
             ranges.push(("PT_INTERP", p.p_offset, p.p_filesz));
+        }
+        // Section names sharing bytes with `.dynstr` would change with it.
+        let names = self.shdrs.get(usize::from(self.header.e_shstrndx));
+        if let Some(s) = names.filter(|_| self.header.e_shstrndx != 0) {
+            ranges.push(("the section name table", s.sh_offset, s.sh_size));
         }
         for (what, table) in [
             ("DT_SYMTAB", &t.symtab),
