@@ -227,12 +227,9 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
         None
     };
     stages.push(stage("decode", decode, decode_base, &decoded));
-    let tar_base = |label: &str| -> Result<Option<Timing>, String> {
-        if !installed("tar") {
-            return Ok(None);
-        }
-        let _ = label;
-        time(
+    // One tar baseline serves both tree-writing stages.
+    let tar = if installed("tar") {
+        Some(time(
             format!("tar -xf {shown} -C DIR"),
             args.runs,
             &|| {
@@ -242,8 +239,9 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
                 c
             },
             &reset,
-        )
-        .map(Some)
+        )?)
+    } else {
+        None
     };
     let o = out.display().to_string();
     let unpack = time(
@@ -252,7 +250,6 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
         &|| redist_cmd(&["unpack", "-q", "--no-patch", "--no-fsync", "--out", &o]),
         &reset,
     )?;
-    let tar = tar_base("unpack")?;
     stages.push(stage("unpack", unpack, tar.clone(), &decoded));
     let full = time(
         format!("redist unpack --no-fsync {shown}"),

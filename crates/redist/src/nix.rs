@@ -508,7 +508,9 @@ pub fn wire(names: &[String], facts: &[crate::ArchiveFacts]) -> Vec<Vec<(String,
 /// store paths in `paths` (like nixpkgs' `symlinkJoin`: directories are
 /// merged, the first path providing a file wins; `nix-support` is left out).
 pub fn join(paths: &[PathBuf], out: &Path) -> Result<usize> {
-    fn link_tree(from: &Path, to: &Path, count: &mut usize) -> Result<()> {
+    /// Links the entries of `from` into `to`: directories merged (a file
+    /// already there wins), other entries linked unless the name is taken.
+    fn link_tree(from: &Path, to: &Path, top: bool, count: &mut usize) -> Result<()> {
         fs::create_dir_all(to).map_err(write_error(to))?;
         let mut entries: Vec<fs::DirEntry> = fs::read_dir(from)
             .map_err(crate::error::read_error(from))?
@@ -516,15 +518,17 @@ pub fn join(paths: &[PathBuf], out: &Path) -> Result<usize> {
             .map_err(crate::error::read_error(from))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
+            if top && e.file_name() == "nix-support" {
+                continue;
+            }
             let (src, dst) = (e.path(), to.join(e.file_name()));
-            let real_dir = fs::metadata(&src).is_ok_and(|m| m.is_dir());
             let t = e.file_type().map_err(crate::error::read_error(&src))?;
-            if real_dir && !t.is_symlink() {
-                if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) {
-                    continue;
+            let there = fs::symlink_metadata(&dst).ok();
+            if t.is_dir() {
+                if there.is_none_or(|m| m.is_dir()) {
+                    link_tree(&src, &dst, false, count)?;
                 }
-                link_tree(&src, &dst, count)?;
-            } else if fs::symlink_metadata(&dst).is_err() {
+            } else if there.is_none() {
                 std::os::unix::fs::symlink(&src, &dst).map_err(write_error(&dst))?;
                 *count += 1;
             }
@@ -533,27 +537,8 @@ pub fn join(paths: &[PathBuf], out: &Path) -> Result<usize> {
     }
     let mut count = 0;
     fs::create_dir_all(out).map_err(write_error(out))?;
-    for p in paths {
-        if !p.is_dir() {
-            continue;
-        }
-        let mut entries: Vec<fs::DirEntry> = fs::read_dir(p)
-            .map_err(crate::error::read_error(p))?
-            .collect::<std::io::Result<_>>()
-            .map_err(crate::error::read_error(p))?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries
-            .into_iter()
-            .filter(|e| e.file_name() != "nix-support")
-        {
-            let (src, dst) = (e.path(), out.join(e.file_name()));
-            if fs::metadata(&src).is_ok_and(|m| m.is_dir()) {
-                link_tree(&src, &dst, &mut count)?;
-            } else if fs::symlink_metadata(&dst).is_err() {
-                std::os::unix::fs::symlink(&src, &dst).map_err(write_error(&dst))?;
-                count += 1;
-            }
-        }
+    for p in paths.iter().filter(|p| p.is_dir()) {
+        link_tree(p, out, true, &mut count)?;
     }
     Ok(count)
 }
@@ -757,6 +742,36 @@ mod tests {
             b.toolkit_deps,
             [PathBuf::from("/nix/store/a-cudart-include")]
         );
+    }
+
+    #[test]
+    fn join_links_every_file_of_the_paths_into_one_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        for (root, lib, extra) in [(&a, "liba.so", "a.h"), (&b, "libb.so", "b.h")] {
+            fs::create_dir_all(root.join("lib")).unwrap();
+            fs::create_dir_all(root.join("include")).unwrap();
+            fs::create_dir_all(root.join("nix-support")).unwrap();
+            fs::write(root.join("lib").join(lib), lib).unwrap();
+            fs::write(root.join("include").join(extra), extra).unwrap();
+            fs::write(root.join("include/common.h"), root.display().to_string()).unwrap();
+            fs::write(root.join("nix-support/propagated-build-inputs"), "x").unwrap();
+        }
+        let out = d.path().join("out");
+        let n = join(&[a.clone(), b.clone(), d.path().join("missing")], &out).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(
+            fs::read_link(out.join("lib/libb.so")).unwrap(),
+            b.join("lib/libb.so")
+        );
+        // The first path providing a file wins.
+        assert_eq!(
+            fs::read_link(out.join("include/common.h")).unwrap(),
+            a.join("include/common.h")
+        );
+        assert!(fs::symlink_metadata(out.join("lib")).unwrap().is_dir());
+        assert!(!out.join("nix-support").exists());
     }
 
     #[test]
