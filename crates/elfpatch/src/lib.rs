@@ -310,6 +310,55 @@ pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
+/// Like [`patch_file`], for a file that other names may share: when `path`
+/// is a symlink or has other hard links, and the edit changes something,
+/// the edit is applied to a private copy beside it (owner-writable), which
+/// then replaces `path` by a rename. The other names keep the old bytes —
+/// what a tree hard-linked to a store of unpacked files needs. A no-op
+/// edit copies nothing.
+pub fn patch_file_private(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let at = |k: ErrorKind| Error::new(path, k);
+    let meta = std::fs::symlink_metadata(path).map_err(|e| at(e.into()))?;
+    if !meta.file_type().is_symlink() && meta.nlink() <= 1 {
+        return patch_file(path, edits);
+    }
+    let file = File::open(path).map_err(|e| at(e.into()))?;
+    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
+    let view = View::parse(&src).map_err(at)?;
+    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
+    let outcome = Outcome::of(&plan);
+    if plan.is_empty() {
+        return Ok(outcome);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let copy = path.with_file_name(format!(".{name}.elfpatch-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let len = std::fs::copy(path, &copy)?;
+        if len != plan.old_len {
+            return Err(std::io::Error::other(
+                "the file changed size while it was being patched",
+            ));
+        }
+        let mode = std::fs::metadata(&copy)?.permissions().mode();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(mode | 0o200))?;
+        let out = OpenOptions::new()
+            .read(plan.shift > 0)
+            .write(true)
+            .open(&copy)?;
+        apply::to_file(&out, &plan)?;
+        std::fs::rename(&copy, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&copy);
+        return Err(at(e.into()));
+    }
+    Ok(outcome)
+}
+
 /// Applies `edits` to an ELF image in memory and returns the new image.
 pub fn patch_bytes(data: &[u8], edits: &Edits) -> Result<Vec<u8>, Error> {
     patch_image(data, edits).map(|(image, _)| image)

@@ -142,6 +142,8 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         autopatch: args.patch.options()?,
         wait: !args.no_wait,
         durable: !args.no_fsync,
+        store: !args.no_store,
+        link_mode: args.link_mode.into(),
     };
     let reporter = crate::progress::Components::new(args.quiet || args.json);
     let report = redist::install(&source, &selected, &opts, &reporter)?;
@@ -165,7 +167,20 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
                 Some(Origin::Cache) => "from the cache",
                 Some(Origin::Download) => "downloaded",
                 Some(Origin::Local) => "from the mirror directory",
+                Some(Origin::Store) => "linked from the store",
                 None => "already installed",
+            };
+            let how = match &c.store {
+                Some(s) if s.action == redist::StoreAction::Linked => match &s.linked {
+                    Some(l) if l.mode != redist::LinkMode::Hardlink || l.copied > 0 => {
+                        format!("{how} ({})", linked_words(l))
+                    }
+                    _ => how.to_owned(),
+                },
+                Some(s) if s.action == redist::StoreAction::Stored => {
+                    format!("{how}, kept in the store")
+                }
+                _ => how.to_owned(),
             };
             let variant = match (&c.variant, &c.variant_reason) {
                 (Some(v), Some(why)) => format!("; variant {v}: {why}"),
@@ -217,24 +232,187 @@ pub fn features(args: FeaturesArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn cache_clean(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Error> {
+/// Rows as left-aligned columns, two spaces apart, indented by two.
+fn print_columns(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|v| v.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::from(" ");
+        for (c, v) in r.iter().enumerate() {
+            line.push(' ');
+            line.push_str(v);
+            if c + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[c] - v.chars().count() + 1));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+/// `1200 hard links, 3 copies`.
+fn linked_words(l: &redist::Linked) -> String {
+    let mut parts = Vec::new();
+    for (n, word) in [
+        (l.hardlinked, "hard links"),
+        (l.cloned, "clones"),
+        (l.copied, "copies"),
+        (l.symlinked, "symlinks"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    if parts.is_empty() {
+        "no files".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+pub fn cache_info(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Error> {
     let dir = dir.unwrap_or_else(redist::Cache::default_dir);
-    let r = redist::Cache::new(dir.clone()).sweep();
+    let (archives, archive_bytes) = redist::Cache::new(dir.clone()).archives();
+    let store = redist::Store::new(&dir).info();
     if json {
         print_json(&serde_json::json!({
             "cache": dir,
-            "removed": r.entries,
-            "bytes": r.bytes,
+            "archives": { "count": archives, "bytes": archive_bytes },
+            "store": store,
         }));
-    } else if r.entries == 0 {
-        println!("{}: nothing left behind by killed runs", dir.display());
+        return Ok(());
+    }
+    println!("{}", dir.display());
+    println!("  archives  {archives} verified, {}", size(archive_bytes));
+    println!(
+        "  store     {} unpacked tree{}, {} (files hard-linked into prefixes count once, here)",
+        store.entries.len(),
+        if store.entries.len() == 1 { "" } else { "s" },
+        size(store.bytes)
+    );
+    if !store.entries.is_empty() {
+        let unused = store
+            .entries
+            .iter()
+            .filter(|e| e.prefixes.is_empty())
+            .count();
+        println!();
+        let mut rows = vec![vec![
+            "component".to_owned(),
+            "version".into(),
+            "layout".into(),
+            "files".into(),
+            "size".into(),
+            "used by".into(),
+        ]];
+        for e in &store.entries {
+            rows.push(vec![
+                e.component
+                    .clone()
+                    .unwrap_or_else(|| format!("(damaged {})", &e.key[..12])),
+                e.version.clone().unwrap_or_default(),
+                e.layout.map(|l| l.name().to_owned()).unwrap_or_default(),
+                e.files.to_string(),
+                size(e.bytes),
+                match e.prefixes.len() {
+                    0 => "nothing (prune removes it)".to_owned(),
+                    1 => e.prefixes[0].display().to_string(),
+                    n => format!("{n} prefixes"),
+                },
+            ]);
+        }
+        print_columns(&rows);
+        if unused > 0 {
+            println!();
+            println!("`redist cache prune` removes the {unused} that nothing uses");
+        }
+    }
+    Ok(())
+}
+
+pub fn cache_prune(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Error> {
+    let dir = dir.unwrap_or_else(redist::Cache::default_dir);
+    let partial = redist::Cache::new(dir.clone()).sweep();
+    let store = redist::Store::new(&dir);
+    let pruned = store.prune().map_err(|source| Error::Write {
+        path: store.dir().to_owned(),
+        source,
+    })?;
+    let mut leftovers = partial;
+    leftovers.add(pruned.leftovers);
+    if json {
+        print_json(&serde_json::json!({
+            "cache": dir,
+            "removed": pruned.removed,
+            "bytes": pruned.reclaimed.bytes,
+            "kept": pruned.kept,
+            "leftovers": leftovers,
+        }));
+        return Ok(());
+    }
+    if pruned.removed.is_empty() && leftovers.entries == 0 {
+        println!(
+            "{}: nothing to remove ({} store entr{} in use, none left behind by killed runs)",
+            dir.display(),
+            pruned.kept,
+            if pruned.kept == 1 { "y" } else { "ies" }
+        );
+        return Ok(());
+    }
+    println!("{}:", dir.display());
+    if !pruned.removed.is_empty() {
+        println!(
+            "  removed {} store entr{} nothing uses ({}); kept {}",
+            pruned.removed.len(),
+            if pruned.removed.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            size(pruned.reclaimed.bytes),
+            pruned.kept
+        );
+    }
+    if leftovers.entries > 0 {
+        println!(
+            "  removed what killed runs left behind: {} files and directories ({})",
+            leftovers.entries,
+            size(leftovers.bytes)
+        );
+    }
+    Ok(())
+}
+
+pub fn cache_clean(dir: Option<std::path::PathBuf>, json: bool) -> Result<(), Error> {
+    let dir = dir.unwrap_or_else(redist::Cache::default_dir);
+    let store = redist::Store::new(&dir);
+    let stored = store.clean().map_err(|source| Error::Write {
+        path: store.dir().to_owned(),
+        source,
+    })?;
+    let archives = redist::Cache::new(dir.clone()).clean();
+    if json {
+        print_json(&serde_json::json!({
+            "cache": dir,
+            "archives": archives,
+            "store": stored,
+        }));
+    } else if archives.entries + stored.entries == 0 {
+        println!("{}: already empty", dir.display());
     } else {
         println!(
-            "{}: removed {} partial download{} of runs that are gone ({})",
+            "{}: removed {} ({} in archives, {} in the store)",
             dir.display(),
-            r.entries,
-            if r.entries == 1 { "" } else { "s" },
-            size(r.bytes)
+            size(archives.bytes + stored.bytes),
+            size(archives.bytes),
+            size(stored.bytes)
         );
     }
     Ok(())

@@ -396,6 +396,24 @@ struct InstallArgs {
     /// then hold empty files.
     #[arg(long)]
     no_fsync: bool,
+    /// How files get from the store of unpacked trees (in the cache
+    /// directory) into PREFIX: `hardlink` shares them, read-only (copies,
+    /// with a note, when the store is on another filesystem); `clone`
+    /// makes copy-on-write clones (btrfs, XFS; copies elsewhere); `copy`;
+    /// `symlink` points into the store (programs are copied), so the
+    /// prefix breaks when the store is pruned.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        env = "REDIST_LINK_MODE",
+        default_value_t = LinkModeArg::Hardlink
+    )]
+    link_mode: LinkModeArg,
+    /// Unpack every archive, neither linking from the store of unpacked
+    /// trees nor adding to it.
+    #[arg(long)]
+    no_store: bool,
     #[command(flatten)]
     patch: PatchArgs,
     /// Print the report as JSON.
@@ -404,6 +422,25 @@ struct InstallArgs {
     /// No progress, no summary.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LinkModeArg {
+    Hardlink,
+    Clone,
+    Copy,
+    Symlink,
+}
+
+impl From<LinkModeArg> for redist::LinkMode {
+    fn from(m: LinkModeArg) -> redist::LinkMode {
+        match m {
+            LinkModeArg::Hardlink => redist::LinkMode::Hardlink,
+            LinkModeArg::Clone => redist::LinkMode::Clone,
+            LinkModeArg::Copy => redist::LinkMode::Copy,
+            LinkModeArg::Symlink => redist::LinkMode::Symlink,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -578,6 +615,7 @@ impl PatchArgs {
             keep_libc: self.keep_libc,
             driver_runpath: self.driver_runpath.clone().filter(|d| !d.is_empty()),
             dlopen_names: false,
+            private_copies: false,
         }))
     }
 }
@@ -597,24 +635,55 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is not a size (a number, optionally with K, M, G or T)"))
 }
 
+#[derive(clap::Args)]
+struct CacheDirArg {
+    /// Cache directory (default: $REDIST_CACHE_DIR, $XDG_CACHE_HOME/redist, or ~/.cache/redist).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// Remove what killed runs left in the cache (partial downloads of
-    /// processes that are gone); a running download is never touched.
-    /// `install` does the same, and also removes the staging directories
-    /// of killed installs beside its prefix.
+    /// Print the cache directory.
+    ///
+    /// Example:
+    ///   du -sh "$(redist cache dir)"
+    #[command(verbatim_doc_comment)]
+    Dir {
+        /// Cache directory (default: $REDIST_CACHE_DIR, $XDG_CACHE_HOME/redist, or ~/.cache/redist).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// What the cache holds: verified archives, and the store of unpacked
+    /// trees that installs link from (each entry, its size, and the
+    /// prefixes that use it).
+    ///
+    /// Example:
+    ///   redist cache info
+    #[command(verbatim_doc_comment)]
+    Info(CacheDirArg),
+    /// Remove what nothing needs: store entries no installed prefix uses
+    /// (prefixes that were removed no longer count), and what killed runs
+    /// left (partial downloads, half-written entries). Archives stay. Waits
+    /// for running installs; a running download is never touched.
+    /// `install` also removes the leftovers of killed runs.
+    ///
+    /// Example:
+    ///   redist cache prune
+    #[command(verbatim_doc_comment)]
+    Prune(CacheDirArg),
+    /// Remove everything in the cache: archives and the store. Prefixes
+    /// installed with hard links, clones or copies keep working; those
+    /// installed with `--link-mode symlink` break. Waits for running
+    /// installs; a running download is never touched.
     ///
     /// Example:
     ///   redist cache clean
     #[command(verbatim_doc_comment)]
-    Clean {
-        /// Cache directory (default: $XDG_CACHE_HOME/redist, or ~/.cache/redist).
-        #[arg(long, value_name = "DIR")]
-        cache_dir: Option<PathBuf>,
-        /// Print what was removed as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Clean(CacheDirArg),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -684,9 +753,18 @@ fn main() -> ExitCode {
             print!("{}", redist::Rules::builtin_source());
             Ok(())
         }
-        Command::Cache(CacheCommand::Clean { cache_dir, json }) => {
-            commands::cache_clean(cache_dir, json)
+        Command::Cache(CacheCommand::Dir { cache_dir }) => {
+            println!(
+                "{}",
+                cache_dir
+                    .unwrap_or_else(redist::Cache::default_dir)
+                    .display()
+            );
+            Ok(())
         }
+        Command::Cache(CacheCommand::Info(a)) => commands::cache_info(a.cache_dir, a.json),
+        Command::Cache(CacheCommand::Prune(a)) => commands::cache_prune(a.cache_dir, a.json),
+        Command::Cache(CacheCommand::Clean(a)) => commands::cache_clean(a.cache_dir, a.json),
     };
     if redist::interrupted() {
         // The signal thread is cleaning up and ends the process with the

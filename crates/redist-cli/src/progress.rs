@@ -95,6 +95,7 @@ fn origin_word(origin: redist::Origin) -> &'static str {
         redist::Origin::Cache => "cache",
         redist::Origin::Download => "download",
         redist::Origin::Local => "local",
+        redist::Origin::Store => "store",
     }
 }
 
@@ -163,6 +164,9 @@ impl redist::Progress for LogLine {
                 }
                 redist::Origin::Local => {
                     eprintln!("{}: {verb} from the mirror directory ({size})", self.name)
+                }
+                redist::Origin::Store => {
+                    eprintln!("{}: linking from the store", self.name)
                 }
             }
         }

@@ -77,6 +77,10 @@ pub struct AutopatchOptions {
     /// them: always with `deps`, and where the tree holds several
     /// components (an install's prefix).
     pub dlopen_names: bool,
+    /// Patch a file shared with other names (hard links into the store of
+    /// unpacked trees, symlinks into it) through a private copy, so the
+    /// other names keep their bytes.
+    pub private_copies: bool,
 }
 
 /// One ELF file to consider.
@@ -348,7 +352,7 @@ pub fn run(
     }
     let results: Vec<Result<FileReport>> = plans
         .into_par_iter()
-        .map(|p| patch_one(root, placement, p))
+        .map(|p| patch_one(root, placement, p, opts.private_copies))
         .collect();
     for r in results {
         report.files.push(r?);
@@ -646,7 +650,12 @@ fn runpath_of(
 }
 
 /// Patch one file as planned and report what it holds now.
-fn patch_one(root: &Path, placement: &crate::Placement, p: FilePlan) -> Result<FileReport> {
+fn patch_one(
+    root: &Path,
+    placement: &crate::Placement,
+    p: FilePlan,
+    private: bool,
+) -> Result<FileReport> {
     let FilePlan {
         candidate: c,
         needs,
@@ -669,7 +678,12 @@ fn patch_one(root: &Path, placement: &crate::Placement, p: FilePlan) -> Result<F
         path: PathBuf::from(placement.path(&c.path)),
         cause: e.into_kind(),
     };
-    let outcome = elfpatch::patch_file(&abs, &edits).map_err(patch_error)?;
+    let outcome = if private {
+        elfpatch::patch_file_private(&abs, &edits)
+    } else {
+        elfpatch::patch_file(&abs, &edits)
+    }
+    .map_err(patch_error)?;
     // What the file holds now, read back: the tag is the editor's
     // decision (a value already in place keeps its tag).
     let after = if outcome.changed {

@@ -32,6 +32,7 @@ use crate::manifest::Selected;
 use crate::publish::Staging;
 use crate::report::{Report, Reporter};
 use crate::source::{Origin, Repository};
+use crate::store::{KeyInputs, LinkMode, Linked, Lookup, Store};
 use crate::unpack::Tree;
 use crate::UnpackOptions;
 
@@ -56,6 +57,40 @@ pub struct InstallOptions {
     pub wait: bool,
     /// Flush the new prefix to disk before it replaces the old one.
     pub durable: bool,
+    /// Link components from the store of unpacked trees (under the
+    /// archive cache) when it has them, and keep what this install
+    /// unpacks there.
+    pub store: bool,
+    /// How files get from the store into the prefix.
+    pub link_mode: LinkMode,
+}
+
+/// What the store of unpacked trees did for one component.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreUse {
+    /// The entry's key.
+    pub key: String,
+    /// What happened.
+    pub action: StoreAction,
+    /// How the files were linked (`linked` only).
+    pub linked: Option<Linked>,
+    /// Seconds spent linking or storing.
+    pub seconds: f64,
+}
+
+/// What the store did for one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreAction {
+    /// Linked from the store: nothing decoded.
+    Linked,
+    /// Unpacked, and its finished tree kept in the store.
+    Stored,
+    /// Unpacked; another install stored the same tree first.
+    AlreadyStored,
+    /// Unpacked, not stored (`--only` kept part of it; or storing failed,
+    /// said in a note).
+    NotStored,
 }
 
 /// What one component's install did.
@@ -81,6 +116,9 @@ pub struct ComponentReport {
     pub unpack: Option<Report>,
     /// Files (and links) it added to the prefix.
     pub files: usize,
+    /// What the store of unpacked trees did (absent without a store, for
+    /// a tree that depends on its destination, and when already installed).
+    pub store: Option<StoreUse>,
 }
 
 /// What an install did.
@@ -124,22 +162,65 @@ struct Installed {
     product: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     variant: Option<String>,
+    /// The key of its entry in the store of unpacked trees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
     files: Vec<String>,
 }
 
 const STATE: &str = ".redist/installed.json";
 
 /// One component's unpack result, by its index in the work list.
-type Unpacked = (usize, Result<((Report, Tree), Origin)>);
+type Unpacked = (usize, Result<Unpack>);
+
+/// What unpacking (or linking from the store) one component gave.
+struct Unpack {
+    report: Report,
+    origin: Origin,
+    tree: Tree,
+    /// Its store key's inputs, when the store is used for it.
+    inputs: Option<KeyInputs>,
+    /// Set when it was linked from the store.
+    store: Option<StoreUse>,
+}
 
 /// A component unpacked into `tmp/<component>`: its report, where its
 /// bytes came from, and the tree the unpacker wrote (what every later
 /// phase reads instead of the disk).
 struct Component<'s> {
     sel: &'s Selected,
+    unpack: Unpack,
+}
+
+/// A component unpacked from its archive that goes into the store once
+/// the prefix is finished.
+struct ToStore {
+    component: String,
+    version: String,
+    inputs: KeyInputs,
     report: Report,
-    origin: Origin,
-    tree: Tree,
+    nodes: BTreeMap<String, crate::unpack::Node>,
+}
+
+/// The store an install uses, with what its keys are made of.
+struct StoreCtx {
+    store: Store,
+    rules: String,
+    patch: String,
+    /// Set once the user was told that files were copied.
+    told_copies: AtomicBool,
+}
+
+impl StoreCtx {
+    fn inputs(&self, sel: &Selected, layout: Mode) -> KeyInputs {
+        KeyInputs {
+            format: crate::store::FORMAT,
+            archive_sha256: sel.archive.sha256.clone(),
+            layout,
+            rules: self.rules.clone(),
+            patch: self.patch.clone(),
+        }
+    }
 }
 
 /// Install `selected` from `source` into `opts.prefix`.
@@ -160,6 +241,40 @@ pub fn install(
     let mut reclaimed = crate::publish::sweep_leftovers(&prefix);
     if let Some(cache) = &source.cache {
         reclaimed.add(cache.sweep());
+    }
+    // Installs share the store; `prune` waits for them to end.
+    let store = match (&source.cache, opts.store) {
+        (Some(cache), true) => {
+            crate::store::patch_inputs(opts.autopatch.as_ref()).and_then(|patch| {
+                let store = Store::new(cache.dir());
+                match store.lock(false) {
+                    Ok(lock) => Some((
+                        StoreCtx {
+                            store,
+                            rules: crate::store::rules_digest(&opts.rules),
+                            patch,
+                            told_copies: AtomicBool::new(false),
+                        },
+                        lock,
+                    )),
+                    Err(e) => {
+                        reporter.note(&format!(
+                            "not using the store in {}: {e}",
+                            store.dir().display()
+                        ));
+                        None
+                    }
+                }
+            })
+        }
+        _ => None,
+    };
+    let (store, _store_lock) = match store {
+        Some((s, l)) => (Some(s), Some(l)),
+        None => (None, None),
+    };
+    if let Some(ctx) = &store {
+        reclaimed.add(ctx.store.sweep());
     }
     if reclaimed.entries > 0 {
         reporter.note(&format!(
@@ -197,16 +312,50 @@ pub fn install(
     fs::create_dir_all(&tmp).map_err(write_error(&tmp))?;
     let layout = Layout::new(&opts.rules, opts.layout)?;
 
-    let mut unpacked = unpack_all(source, &todo, opts, &layout, &prefix, &tmp, reporter)?;
+    let mut unpacked = unpack_all(
+        source,
+        &todo,
+        opts,
+        &layout,
+        &prefix,
+        &tmp,
+        store.as_ref(),
+        reporter,
+    )?;
+    // What was unpacked (not linked) goes into the store once the prefix
+    // is finished: the whole tree, so not with `--only`.
+    let mut to_store: Vec<ToStore> = Vec::new();
+    if opts.only.is_none() {
+        for c in &unpacked {
+            if let (Some(inputs), None) = (&c.unpack.inputs, &c.unpack.store) {
+                to_store.push(ToStore {
+                    component: c.sel.component.clone(),
+                    version: c.sel.version.clone(),
+                    inputs: inputs.clone(),
+                    report: c.unpack.report.clone(),
+                    nodes: c
+                        .unpack
+                        .tree
+                        .nodes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                });
+            }
+        }
+    }
     if let Some(only) = &opts.only {
         let mut trees: Vec<(&str, &mut Tree)> = unpacked
             .iter_mut()
-            .map(|c| (c.sel.component.as_str(), &mut c.tree))
+            .map(|c| (c.sel.component.as_str(), &mut c.unpack.tree))
             .collect();
         crate::autopatch::prune(&tmp, &mut trees, only, opts.layout);
         for c in &mut unpacked {
-            let tree = &c.tree;
-            c.report.elf_files.retain(|f| tree.nodes.contains_key(f));
+            let tree = &c.unpack.tree;
+            c.unpack
+                .report
+                .elf_files
+                .retain(|f| tree.nodes.contains_key(f));
         }
     }
 
@@ -232,6 +381,25 @@ pub fn install(
         )?),
         None => None,
     };
+    if let Some(ctx) = &store {
+        keep_in_store(
+            ctx,
+            staging.path(),
+            to_store,
+            &mut state,
+            &mut reports,
+            opts.layout,
+            reporter,
+        );
+        if state.components.values().any(|i| i.store.is_some()) {
+            if let Err(e) = ctx.store.register(&prefix) {
+                reporter.note(&format!(
+                    "could not record {} in the store ({e}): `redist cache prune` may remove what it links",
+                    prefix.display()
+                ));
+            }
+        }
+    }
     let state_path = staging.path().join(STATE);
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Write {
         path: state_path.clone(),
@@ -279,8 +447,10 @@ fn check_layout(prefix: &Path, state: &State, layout: Mode) -> Result<()> {
     Ok(())
 }
 
-/// Download, verify and unpack `todo` into `tmp/<component>`, `jobs`
-/// components at a time; the first failure stops the others.
+/// Link from the store, or download, verify and unpack, `todo` into
+/// `tmp/<component>`, `jobs` components at a time; the first failure stops
+/// the others.
+#[allow(clippy::too_many_arguments)]
 fn unpack_all<'s>(
     source: &Repository,
     todo: &[&'s Selected],
@@ -288,6 +458,7 @@ fn unpack_all<'s>(
     layout: &Layout,
     prefix: &Path,
     tmp: &Path,
+    store: Option<&StoreCtx>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Component<'s>>> {
     let next = AtomicUsize::new(0);
@@ -324,6 +495,16 @@ fn unpack_all<'s>(
                     limits: crate::Limits::default(),
                 };
                 let out = tmp.join(&sel.component);
+                let inputs = store.map(|ctx| ctx.inputs(sel, opts.layout));
+                if let (Some(ctx), Some(inputs)) = (store, &inputs) {
+                    if let Some(linked) = from_store(ctx, inputs, sel, &out, opts, reporter) {
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((i, Ok(linked)));
+                        continue;
+                    }
+                }
                 let r = source.with_archive(sel, |opened| {
                     let _ = fs::remove_dir_all(&out);
                     let progress = reporter.component(sel, opened.origin);
@@ -333,7 +514,15 @@ fn unpack_all<'s>(
                     committer.commit()?;
                     Ok(unpacked)
                 });
-                let r = r.map_err(|e| Error::component("install", sel, e));
+                let r = r
+                    .map(|((report, tree), origin)| Unpack {
+                        report,
+                        origin,
+                        tree,
+                        inputs: inputs.clone(),
+                        store: None,
+                    })
+                    .map_err(|e| Error::component("install", sel, e));
                 if r.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
@@ -348,15 +537,193 @@ fn unpack_all<'s>(
     results.sort_by_key(|(i, _)| *i);
     let mut unpacked = Vec::new();
     for (i, r) in results {
-        let ((report, tree), origin) = r?;
         unpacked.push(Component {
             sel: todo[i],
-            report,
-            origin,
-            tree,
+            unpack: r?,
         });
     }
     Ok(unpacked)
+}
+
+/// `sel`'s tree linked from the store into `out`, when the store holds it
+/// intact; `None` (said in a note when something was wrong) to unpack the
+/// archive instead.
+fn from_store(
+    ctx: &StoreCtx,
+    inputs: &KeyInputs,
+    sel: &Selected,
+    out: &Path,
+    opts: &InstallOptions,
+    reporter: &dyn Reporter,
+) -> Option<Unpack> {
+    let started = Instant::now();
+    let key = inputs.key();
+    let entry = match ctx.store.lookup(&key) {
+        Lookup::Hit(entry) => entry,
+        Lookup::Miss => return None,
+        Lookup::Damaged(why) => {
+            reporter.note(&format!(
+                "{}: its entry in the store was damaged ({why}); removed it, unpacking the archive again",
+                sel.component
+            ));
+            return None;
+        }
+    };
+    let progress = reporter.component(sel, Origin::Store);
+    progress.begin(&sel.component, None);
+    progress.stage("link");
+    let _ = fs::remove_dir_all(out);
+    let linked = ctx.store.link_into(&entry, out, opts.link_mode);
+    progress.finish();
+    let linked = match linked {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = fs::remove_dir_all(out);
+            reporter.note(&format!(
+                "{}: could not link from the store ({e}); unpacking the archive",
+                sel.component
+            ));
+            return None;
+        }
+    };
+    if let Some(why) = &linked.fell_back {
+        if !ctx.told_copies.swap(true, Ordering::SeqCst) {
+            reporter.note(&format!(
+                "copying files from the store instead of {} them: {why} ({}); \
+                 --link-mode copy does the same without this note",
+                match opts.link_mode {
+                    LinkMode::Clone => "cloning",
+                    _ => "hard-linking",
+                },
+                ctx.store.dir().display()
+            ));
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut report = entry.report();
+    report.out_dir = match opts.layout {
+        Mode::Merged => opts.prefix.clone(),
+        Mode::Split => opts.prefix.join(&sel.component),
+    };
+    report.bytes_in = 0;
+    report.bytes_decoded = 0;
+    report.bytes_written = 0;
+    report.decoder_threads = 0;
+    report.reclaimed = crate::Reclaimed::default();
+    report.autopatch = None;
+    let zero = crate::Stage::new(std::time::Duration::ZERO, 0);
+    report.stages = crate::Stages {
+        decode: zero.clone(),
+        write: zero.clone(),
+        fixups: zero.clone(),
+        autopatch: zero,
+        total: crate::Stage::new(elapsed, 0),
+    };
+    Some(Unpack {
+        report,
+        origin: Origin::Store,
+        tree: entry.tree(),
+        inputs: Some(inputs.clone()),
+        store: Some(StoreUse {
+            key,
+            action: StoreAction::Linked,
+            linked: Some(linked),
+            seconds: elapsed.as_secs_f64(),
+        }),
+    })
+}
+
+/// Keep the finished trees of what this install unpacked in the store,
+/// taking each file from the staged prefix (hard links, so nothing is
+/// copied on one filesystem). A failure is a note: the install goes on.
+fn keep_in_store(
+    ctx: &StoreCtx,
+    staging: &Path,
+    to_store: Vec<ToStore>,
+    state: &mut State,
+    reports: &mut BTreeMap<String, ComponentReport>,
+    layout: Mode,
+    reporter: &dyn Reporter,
+) {
+    for t in to_store {
+        let started = Instant::now();
+        let component = t.component.clone();
+        let source = |rel: &str| -> PathBuf {
+            match layout {
+                Mode::Merged => staging.join(merged_path(rel, &component)),
+                // nvcc.profile is rewritten for this prefix's components:
+                // the store keeps it as shipped.
+                Mode::Split if rel.ends_with("bin/nvcc.profile") => {
+                    let shipped = staging.join(SHIPPED).join(&component).join(rel);
+                    if shipped.exists() {
+                        shipped
+                    } else {
+                        staging.join(&component).join(rel)
+                    }
+                }
+                Mode::Split => staging.join(&component).join(rel),
+            }
+        };
+        let stored = ctx.store.add(
+            &t.inputs,
+            &t.component,
+            &t.version,
+            &t.report,
+            &t.nodes,
+            &source,
+        );
+        let action = match stored {
+            Ok(true) => StoreAction::Stored,
+            Ok(false) => StoreAction::AlreadyStored,
+            Err(e) => {
+                reporter.note(&format!(
+                    "{}: not kept in the store {}: {e}",
+                    t.component,
+                    ctx.store.dir().display()
+                ));
+                StoreAction::NotStored
+            }
+        };
+        let key = t.inputs.key();
+        if action != StoreAction::NotStored {
+            if let Some(i) = state.components.get_mut(&t.component) {
+                i.store = Some(key.clone());
+            }
+        }
+        if let Some(r) = reports.get_mut(&t.component) {
+            r.store = Some(StoreUse {
+                key,
+                action,
+                linked: None,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+}
+
+/// Where a component's path goes in a merged prefix: its top-level
+/// licence goes to `share/doc/<component>/`.
+fn merged_path(rel: &str, component: &str) -> String {
+    match rel {
+        "LICENSE" | "EULA.txt" | "LICENSE.txt" => format!("share/doc/{component}/{rel}"),
+        _ => rel.to_owned(),
+    }
+}
+
+/// The store keys `prefix`'s components link from (what `redist cache
+/// prune` keeps); empty when it is gone or not an install.
+pub(crate) fn store_keys(prefix: &Path) -> Vec<String> {
+    let Ok(data) = fs::read(prefix.join(STATE)) else {
+        return Vec::new();
+    };
+    let Ok(state) = serde_json::from_slice::<State>(&data) else {
+        return Vec::new();
+    };
+    state
+        .components
+        .into_values()
+        .filter_map(|i| i.store)
+        .collect()
 }
 
 /// Move each unpacked component into the staged prefix (merged into one
@@ -370,13 +737,14 @@ fn merge_all(
 ) -> Result<BTreeMap<String, ComponentReport>> {
     let mut reports = BTreeMap::new();
     state.layout = Some(layout);
-    for Component {
-        sel,
-        report,
-        origin,
-        tree,
-    } in unpacked
-    {
+    for Component { sel, unpack } in unpacked {
+        let Unpack {
+            report,
+            origin,
+            tree,
+            store,
+            ..
+        } = unpack;
         if let Some(old) = state.components.remove(&sel.component) {
             remove_files(staging, &old.files);
         }
@@ -403,6 +771,7 @@ fn merge_all(
                 sha256: sel.archive.sha256.clone(),
                 product: sel.product.clone(),
                 variant: sel.variant.clone(),
+                store: store.as_ref().map(|s| s.key.clone()),
                 files,
             },
         );
@@ -419,6 +788,7 @@ fn merge_all(
                 origin: Some(origin),
                 unpack: Some(report),
                 files: n,
+                store,
             },
         );
     }
@@ -481,6 +851,8 @@ fn link_new(
     // that directory in its RUNPATH.
     let ap = crate::AutopatchOptions {
         dlopen_names: true,
+        // Files linked from the store are patched through private copies.
+        private_copies: true,
         ..ap.clone()
     };
     crate::autopatch::run(
@@ -559,6 +931,7 @@ fn already(s: &Selected, state: &State) -> ComponentReport {
             .components
             .get(&s.component)
             .map_or(0, |i| i.files.len()),
+        store: None,
     }
 }
 
@@ -635,10 +1008,7 @@ fn merge(
 ) -> Result<Vec<String>> {
     let mut added = Vec::new();
     for &rel in files {
-        let dest_rel = match rel.as_str() {
-            "LICENSE" | "EULA.txt" | "LICENSE.txt" => format!("share/doc/{}/{rel}", sel.component),
-            _ => rel.clone(),
-        };
+        let dest_rel = merged_path(rel, &sel.component);
         let src = from.join(rel);
         let dest = to.join(&dest_rel);
         if fs::symlink_metadata(&dest).is_ok() {
@@ -665,12 +1035,15 @@ fn merge(
 }
 
 fn same_content(a: &Path, b: &Path) -> bool {
+    let same_files = || match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) if ma.is_file() && mb.is_file() && ma.len() == mb.len() => {
+            fs::read(a).ok() == fs::read(b).ok()
+        }
+        _ => false,
+    };
     match (fs::read_link(a), fs::read_link(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        (Err(_), Err(_)) => match (fs::metadata(a), fs::metadata(b)) {
-            (Ok(ma), Ok(mb)) if ma.len() == mb.len() => fs::read(a).ok() == fs::read(b).ok(),
-            _ => false,
-        },
+        (Ok(x), Ok(y)) => x == y || (x.is_absolute() && y.is_absolute() && same_files()),
+        (Err(_), Err(_)) => same_files(),
         _ => false,
     }
 }

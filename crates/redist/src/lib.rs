@@ -52,6 +52,7 @@ mod publish;
 mod report;
 mod scratch;
 mod source;
+mod store;
 mod toolkit;
 mod unpack;
 
@@ -76,7 +77,9 @@ pub use autopatch::{
 pub use decode::{Format, LimitExceeded, Limits};
 use error::write_error;
 pub use error::{Error, Result, UnsafeRule};
-pub use install::{install, installed_cuda, ComponentReport, InstallOptions, InstallReport};
+pub use install::{
+    install, installed_cuda, ComponentReport, InstallOptions, InstallReport, StoreAction, StoreUse,
+};
 pub use layout::{glob_set, Layout, Mode, OutputRule, RenameRule, Rules};
 pub use lock::Reclaimed;
 pub use manifest::{
@@ -89,6 +92,9 @@ pub use scratch::{interrupted, remove_all as remove_unfinished};
 pub use source::{
     Cache, Committer, Fetched, Fetcher, ListRow, Location, Opened, Origin, Product, Repository,
     SourceError, VariantRow, VerifyError,
+};
+pub use store::{
+    EntryInfo, KeyInputs, LinkMode, Linked, Pruned, Store, StoreInfo, FORMAT as STORE_FORMAT,
 };
 
 /// Where the archive comes from.

@@ -77,7 +77,7 @@ fn holder(file: &mut File) -> Option<u32> {
 }
 
 /// `flock(2)`; `Ok(false)` when non-blocking and already held.
-fn flock(file: &File, op: libc::c_int) -> std::io::Result<bool> {
+pub(crate) fn flock(file: &File, op: libc::c_int) -> std::io::Result<bool> {
     loop {
         // SAFETY: a valid open file descriptor and a valid operation.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
@@ -98,7 +98,7 @@ pub(crate) fn is_gone(pid: u32) -> bool {
 }
 
 /// What a sweep removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reclaimed {
     /// Files and directories removed.
     pub entries: usize,

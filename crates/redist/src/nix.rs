@@ -279,6 +279,7 @@ pub fn build(b: &Builder, progress: &dyn Progress) -> Result<NixReport> {
             keep_libc: true,
             driver_runpath: b.driver_runpath.clone(),
             dlopen_names: false,
+            private_copies: false,
         }),
         toolkit_deps: toolkit_deps(&b.toolkit_deps, &layout_names)?,
         keep_nvcc_profile: false,

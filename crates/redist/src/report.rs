@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::Format;
 use crate::layout::Mode;
@@ -32,7 +32,7 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// The outcome of one unpack.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// The archive as the user named it (`<stdin>` for standard input).
     pub archive: String,
@@ -57,6 +57,7 @@ pub struct Report {
     /// Staging directories of killed runs beside the output, removed first.
     pub reclaimed: crate::Reclaimed,
     /// What autopatch did (absent with `--no-patch`).
+    #[serde(skip_deserializing)]
     pub autopatch: Option<crate::autopatch::AutopatchReport>,
     /// Compressed bytes read.
     pub bytes_in: u64,
@@ -71,7 +72,7 @@ pub struct Report {
 }
 
 /// Counts for one output.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutputStats {
     /// Its directory relative to `out_dir` (`""` when merged).
     pub dir: String,
@@ -87,7 +88,7 @@ pub struct OutputStats {
 
 /// Per-stage timings. Decode and write overlap (they run on two threads), so
 /// they do not add up to the total.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stages {
     /// Reading and decompressing, on the decoder thread.
     pub decode: Stage,
@@ -102,7 +103,7 @@ pub struct Stages {
 }
 
 /// One stage: time, and throughput over the bytes it handled.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stage {
     /// Seconds.
     pub seconds: f64,

@@ -23,7 +23,8 @@ use crate::error::{Error, Result, UnsafeRule};
 use crate::layout::Layout;
 
 /// What a written path is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     /// A regular file with its own data.
     File,
@@ -44,7 +45,7 @@ impl NodeKind {
 }
 
 /// One path written into the tree.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     /// The entry's archive path, top directory stripped.
     pub archive: String,

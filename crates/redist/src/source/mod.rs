@@ -456,6 +456,41 @@ impl Cache {
         reclaimed
     }
 
+    /// (archives, bytes) of the complete entries.
+    pub fn archives(&self) -> (usize, u64) {
+        let mut n = (0, 0);
+        for e in fs::read_dir(self.dir.join("sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Ok(m) = e.metadata() {
+                n.0 += 1;
+                n.1 += m.len();
+            }
+        }
+        n
+    }
+
+    /// Remove every archive, and partial downloads of processes that are
+    /// gone; a running download's file is never touched.
+    pub fn clean(&self) -> crate::lock::Reclaimed {
+        let mut reclaimed = self.sweep();
+        for e in fs::read_dir(self.dir.join("sha256"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !e.file_name().to_string_lossy().starts_with('.') {
+                reclaimed.add(crate::lock::remove(&e.path()));
+            }
+        }
+        reclaimed
+    }
+
     /// Start writing an entry: wrap `reader` so every byte also goes to a
     /// partial file; [`Pending::commit`] makes it the entry once verified.
     pub(crate) fn tee<R: Read>(

@@ -28,6 +28,8 @@ pub enum Origin {
     /// A mirror on this machine: a directory or `file://` URL (and written
     /// to the cache on the way).
     Local,
+    /// The store of unpacked trees: linked, not decoded.
+    Store,
 }
 
 /// One manifest of a set and where its archives are.
