@@ -145,7 +145,8 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         store: !args.no_store,
         link_mode: args.link_mode.into(),
     };
-    let reporter = crate::progress::Components::new(args.quiet || args.json);
+    let reporter =
+        crate::progress::Components::new(args.quiet || args.json).with_notes(!args.quiet);
     let report = redist::install(&source, &selected, &opts, &reporter)?;
     if args.json {
         print_json(&report);

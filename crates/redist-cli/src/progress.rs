@@ -66,6 +66,9 @@ impl redist::Progress for Bar {
 pub struct Components {
     multi: Option<indicatif::MultiProgress>,
     quiet: bool,
+    /// Notes (a fallback, a damaged store entry) are printed unless `-q`,
+    /// also with `--json` (they go to stderr).
+    notes: bool,
     /// What is done with the bytes: "unpacking", or "reading" (headers only).
     verb: &'static str,
 }
@@ -77,8 +80,14 @@ impl Components {
         Components {
             multi: tty.then(indicatif::MultiProgress::new),
             quiet,
+            notes: !quiet,
             verb: "unpacking",
         }
+    }
+
+    /// Notes printed (on stderr) even when progress is not: `--json`.
+    pub fn with_notes(self, notes: bool) -> Components {
+        Components { notes, ..self }
     }
 
     /// For archives whose headers are read (features, nix-expr).
@@ -131,7 +140,7 @@ impl redist::Reporter for Components {
     }
 
     fn note(&self, message: &str) {
-        if !self.quiet {
+        if self.notes {
             match &self.multi {
                 Some(m) => {
                     let _ = m.println(message);

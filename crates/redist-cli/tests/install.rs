@@ -134,7 +134,8 @@ fn cache_is_reused_and_offline_works() {
     let rel = m.archive_path("cuda_cudart", "12.9.79");
     assert_eq!(m.server.requests(&rel), 1);
     std::fs::remove_dir_all(m.prefix()).unwrap();
-    let report = ok_json(&m.install(&["cuda_cudart", "--offline", "--json"]));
+    // (Not from the store of unpacked trees: this is about the archives.)
+    let report = ok_json(&m.install(&["cuda_cudart", "--offline", "--json", "--no-store"]));
     assert_eq!(report["components"][0]["origin"], "cache");
     assert_eq!(m.server.requests(&rel), 1, "no second download");
     assert!(m.prefix().join("lib/libcudart.so.12.9.79").is_file());
@@ -319,7 +320,7 @@ fn truncated_or_corrupt_cache_entries_are_replaced() {
     let data = std::fs::read(&entry).unwrap();
     std::fs::write(&entry, &data[..data.len() / 2]).unwrap();
     std::fs::remove_dir_all(m.prefix()).unwrap();
-    let report = ok_json(&m.install(&["cuda_cudart", "--json"]));
+    let report = ok_json(&m.install(&["cuda_cudart", "--json", "--no-store"]));
     assert_eq!(report["components"][0]["origin"], "download");
     assert_eq!(m.server.requests(&rel), 2);
     assert_eq!(
@@ -334,7 +335,7 @@ fn truncated_or_corrupt_cache_entries_are_replaced() {
     bad[mid] ^= 1;
     std::fs::write(&entry, &bad).unwrap();
     std::fs::remove_dir_all(m.prefix()).unwrap();
-    let report = ok_json(&m.install(&["cuda_cudart", "--json"]));
+    let report = ok_json(&m.install(&["cuda_cudart", "--json", "--no-store"]));
     assert_eq!(report["components"][0]["origin"], "download");
     assert_eq!(m.server.requests(&rel), 3);
     assert_eq!(std::fs::read(&entry).unwrap(), data);
@@ -342,7 +343,7 @@ fn truncated_or_corrupt_cache_entries_are_replaced() {
     std::fs::write(&entry, &bad).unwrap();
     std::fs::remove_dir_all(m.prefix()).unwrap();
     fails_with(
-        &m.install(&["cuda_cudart", "--offline"]),
+        &m.install(&["cuda_cudart", "--offline", "--no-store"]),
         &["the cached copy was corrupt and is now removed; run without --offline"],
     );
     assert!(!entry.exists());
@@ -777,13 +778,13 @@ fn leftovers_of_killed_installs_are_swept_and_said() {
         stderr(&o)
     );
     assert!(!staging.exists() && !partial.exists() && live.exists());
-    // `redist cache clean` says when there is nothing (left) to do.
+    // `redist cache prune` says when there is nothing (left) to do.
     std::fs::write(&partial, "y").unwrap();
     let cache = m.cache();
     let o = run(
         &[
             "cache".as_ref(),
-            "clean".as_ref(),
+            "prune".as_ref(),
             "--cache-dir".as_ref(),
             cache.as_os_str(),
         ],
@@ -791,21 +792,23 @@ fn leftovers_of_killed_installs_are_swept_and_said() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("removed 1 partial download of runs that are gone (1 B)"),
+        stdout(&o).contains("removed what killed runs left behind: 1 files and directories (1 B)"),
         "{}",
         stdout(&o)
     );
     let o = run(
         &[
             "cache".as_ref(),
-            "clean".as_ref(),
+            "prune".as_ref(),
             "--cache-dir".as_ref(),
             cache.as_os_str(),
         ],
         None,
     );
     assert!(
-        stdout(&o).contains("nothing left behind by killed runs"),
+        stdout(&o).contains(
+            "nothing to remove (2 store entries in use, none left behind by killed runs)"
+        ),
         "{}",
         stdout(&o)
     );

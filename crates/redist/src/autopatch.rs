@@ -938,9 +938,15 @@ impl TreeFile {
     pub(crate) fn of<'f>(root: &Path, files: impl Iterator<Item = &'f String>) -> Vec<TreeFile> {
         let mut out: Vec<TreeFile> = files
             .map(|path| TreeFile {
-                target: fs::read_link(root.join(path)).ok().and_then(|t| {
-                    crate::unpack::join_lexically(parent(path), &t.to_string_lossy())
-                }),
+                // An absolute link is one into the store of unpacked trees
+                // (`--link-mode symlink`): the loader opens it by this
+                // name, so it counts as the file it points at.
+                target: fs::read_link(root.join(path))
+                    .ok()
+                    .filter(|t| t.is_relative())
+                    .and_then(|t| {
+                        crate::unpack::join_lexically(parent(path), &t.to_string_lossy())
+                    }),
                 path: path.clone(),
             })
             .collect();

@@ -325,9 +325,12 @@ pub fn install(
     // What was unpacked (not linked) goes into the store once the prefix
     // is finished: the whole tree, so not with `--only`.
     let mut to_store: Vec<ToStore> = Vec::new();
-    if opts.only.is_none() {
-        for c in &unpacked {
-            if let (Some(inputs), None) = (&c.unpack.inputs, &c.unpack.store) {
+    let mut partial: Vec<(String, String)> = Vec::new();
+    for c in &unpacked {
+        if let (Some(inputs), None) = (&c.unpack.inputs, &c.unpack.store) {
+            if opts.only.is_some() {
+                partial.push((c.sel.component.clone(), inputs.key()));
+            } else {
                 to_store.push(ToStore {
                     component: c.sel.component.clone(),
                     version: c.sel.version.clone(),
@@ -381,6 +384,16 @@ pub fn install(
         )?),
         None => None,
     };
+    for (component, key) in partial {
+        if let Some(r) = reports.get_mut(&component) {
+            r.store = Some(StoreUse {
+                key,
+                action: StoreAction::NotStored,
+                linked: None,
+                seconds: 0.0,
+            });
+        }
+    }
     if let Some(ctx) = &store {
         keep_in_store(
             ctx,
