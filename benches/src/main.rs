@@ -11,7 +11,9 @@
 //! redist-shaped archive in single- and multi-block xz.
 //!
 //! `redist-bench patch …`: RUNPATH edits against `patchelf`; see `patch.rs`.
+//! `redist-bench install …`: cold installs against the store; see `install.rs`.
 
+mod install;
 mod patch;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use redist_fixtures::{compress, Archive, Compression, Item};
 
 const USAGE: &str = "usage: redist-bench unpack [--archive FILE]... [--mirror DIR] [--runs N] [--synthetic-mib N] [--work DIR]
        redist-bench patch [--corpus DIR] [--runs N] [--work DIR]
+       redist-bench install --manifest FILE... [--runs N] [--work DIR]
        redist-bench            (both, with defaults)
 
 Prints, per archive, the best of N runs of each command and the ratio of
@@ -155,12 +158,13 @@ pub fn best(
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let which = match args.first().map(String::as_str) {
-        Some("unpack") | Some("patch") => args.remove(0),
+        Some("unpack") | Some("patch") | Some("install") => args.remove(0),
         _ => "all".into(),
     };
     let result = match which.as_str() {
         "unpack" => unpack(args),
         "patch" => patch::run(args),
+        "install" => install::run(args),
         _ => unpack(args).and_then(|()| patch::run(Vec::new())),
     };
     if let Err(e) = result {

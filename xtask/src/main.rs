@@ -58,6 +58,7 @@ fn main() -> ExitCode {
                  demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
+                 bench install      cold installs against installs linked from the store (NVIDIA mirrors)\n  \
                  hostile DIR [--large]  write the hostile archives (and EXPECTED.txt) the tests unpack\n  \
                  elf-corpus [DIR…]  every ELF file under /usr read, RUNPATH/interpreter edited, checked (part of test)\n  \
                  fuzz [--time SECS] [TARGET…]  the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz), 600 s each\n  \
@@ -130,9 +131,25 @@ fn bench(args: &[String]) -> Result {
             .args(["bench", "-p", "elfpatch", "--bench", "scaling", "--"])
             .args(&args[1..]));
     }
+    let mut args = args.to_vec();
+    if args.first().map(String::as_str) == Some("install")
+        && !args.iter().any(|a| a == "--manifest")
+    {
+        // NVIDIA's CUDA 12 components and the CUDA 13 compiler set.
+        for dir in [nvidia_mirror()?, cuda13_mirror()?] {
+            let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("redistrib_") && name.ends_with(".json") {
+                    args.push("--manifest".into());
+                    args.push(e.path().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
     let release = build_release(&["redist-cli", "redist-benches"])?;
     sh(Command::new(release.join("redist-bench"))
-        .args(args)
+        .args(&args)
         .env("REDIST_BIN", release.join("redist")))
 }
 
