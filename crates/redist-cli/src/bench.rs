@@ -38,6 +38,10 @@ pub struct Args {
     /// Decoder threads (default: every core), also given to `xz -T`.
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
+    /// The decoder's memory budget (K, M, G suffixes), as `redist unpack
+    /// --memory-limit`: multi-block xz decodes on fewer threads to fit.
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse_size)]
+    memory_limit: Option<u64>,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -166,12 +170,14 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let threads = args
         .threads
         .unwrap_or_else(|| redist::default_threads() as u32);
+    let memory = args.memory_limit.map(|m| m.to_string());
     // The sizes, from a decode in a child: this process stays small, and
     // children start from its peak memory (Linux keeps it across exec).
     let o = Command::new(exe)
         .arg("bench-decode")
         .arg(archive)
         .args(["--threads", &threads.to_string()])
+        .args(memory.iter().flat_map(|m| ["--memory-limit", m.as_str()]))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
     if !o.status.success() {
@@ -191,6 +197,9 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let redist_cmd = |extra: &[&str]| {
         let mut c = Command::new(exe);
         c.args(extra).arg(archive).args(["--threads", &t]);
+        if let Some(m) = &memory {
+            c.args(["--memory-limit", m]);
+        }
         c
     };
     let mut stages = Vec::new();
@@ -391,9 +400,13 @@ struct Decoded {
 }
 
 /// The hidden `bench-decode` stage: decode and discard; print the sizes.
-pub fn decode(archive: &Path, threads: Option<u32>) -> Result<(), redist::Error> {
+pub fn decode(
+    archive: &Path,
+    threads: Option<u32>,
+    memory: Option<u64>,
+) -> Result<(), redist::Error> {
     let t = threads.unwrap_or_else(|| redist::default_threads() as u32);
-    let d = redist::decode_only(redist::Input::Path(archive.to_owned()), t)?;
+    let d = redist::decode_only(redist::Input::Path(archive.to_owned()), t, memory)?;
     println!("{}", serde_json::to_string(&d).unwrap_or_default());
     Ok(())
 }

@@ -144,6 +144,7 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
         durable: !args.no_fsync,
         store: !args.no_store,
         link_mode: args.link_mode.into(),
+        memory_limit: args.memory_limit,
     };
     let reporter =
         crate::progress::Components::new(args.quiet || args.json).with_notes(!args.quiet);

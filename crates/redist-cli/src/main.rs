@@ -148,6 +148,8 @@ enum Command {
         archive: std::path::PathBuf,
         #[arg(long)]
         threads: Option<u32>,
+        #[arg(long, value_parser = parse_size)]
+        memory_limit: Option<u64>,
     },
 
     /// Manage the archive cache
@@ -410,6 +412,12 @@ struct InstallArgs {
         default_value_t = LinkModeArg::Hardlink
     )]
     link_mode: LinkModeArg,
+    /// The memory budget of all decoders together (K, M, G suffixes),
+    /// shared by the components unpacked at once: multi-block xz decodes
+    /// on fewer threads to fit, an archive that needs more on one thread
+    /// is refused. Default: a quarter of the machine's memory per decoder.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
     /// Unpack every archive, neither linking from the store of unpacked
     /// trees nor adding to it.
     #[arg(long)]
@@ -527,6 +535,14 @@ struct UnpackArgs {
     #[arg(long, conflicts_with_all = ["max_size", "max_ratio"])]
     no_limits: bool,
 
+    /// The decoder's memory budget (K, M, G suffixes). A multi-block xz
+    /// archive is decoded on fewer threads to stay within it; an archive
+    /// that needs more even on one thread (its dictionary or zstd window)
+    /// is refused. Default: the threaded decoder may use a quarter of the
+    /// machine's memory, like `xz -T0`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
+
     #[command(flatten)]
     patch: PatchArgs,
 
@@ -621,7 +637,7 @@ impl PatchArgs {
 }
 
 /// `1048576`, `512K`, `1M`, `2G`, `1T` (powers of 1024).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let (num, shift) = match s.as_bytes().last() {
         Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
         Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
@@ -748,7 +764,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::BenchDecode { archive, threads } => bench::decode(&archive, threads),
+        Command::BenchDecode {
+            archive,
+            threads,
+            memory_limit,
+        } => bench::decode(&archive, threads, memory_limit),
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())
@@ -822,12 +842,16 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
             .collect(),
         durable: !args.no_fsync,
         limits: if args.no_limits {
-            redist::Limits::none()
+            redist::Limits {
+                memory: args.memory_limit,
+                ..redist::Limits::none()
+            }
         } else {
             let d = redist::Limits::default();
             redist::Limits {
                 max_bytes: args.max_size.unwrap_or(d.max_bytes),
                 max_ratio: args.max_ratio.unwrap_or(d.max_ratio),
+                memory: args.memory_limit,
             }
         },
         ..Default::default()

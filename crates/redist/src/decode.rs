@@ -111,6 +111,13 @@ pub struct Limits {
     /// [`Limits::RATIO_FLOOR`] bytes are decoded (small archives of zeros
     /// are fine).
     pub max_ratio: u64,
+    /// The decoder's memory budget in bytes (`--memory-limit`). liblzma
+    /// decodes a multi-block xz on fewer threads to stay within it, and an
+    /// archive that needs more even on one thread (a dictionary or zstd
+    /// window larger than the budget) is refused. `None`: the threaded xz
+    /// decoder may use a quarter of physical memory (as `xz -T0`), one
+    /// thread what the archive needs.
+    pub memory: Option<u64>,
 }
 
 impl Limits {
@@ -122,6 +129,7 @@ impl Limits {
         Limits {
             max_bytes: u64::MAX,
             max_ratio: u64::MAX,
+            memory: None,
         }
     }
 }
@@ -133,6 +141,7 @@ impl Default for Limits {
         Limits {
             max_bytes: 1 << 40,
             max_ratio: 1000,
+            memory: None,
         }
     }
 }
@@ -146,6 +155,9 @@ pub enum LimitExceeded {
     /// A higher ratio than `max_ratio`.
     #[error("it expands more than {0} times (--max-ratio; a decompression bomb?)")]
     Ratio(u64),
+    /// Decoding needs more memory than the budget.
+    #[error("decoding it needs more memory than --memory-limit allows ({} MiB)", .0 >> 20)]
+    Memory(u64),
 }
 
 /// What the decoder thread measured.
@@ -214,7 +226,7 @@ impl Decoder {
                     limits,
                     bytes_in: counted_in,
                 };
-                let result = run(format, counted, threads, &pump);
+                let result = run(format, counted, threads, limits.memory, &pump);
                 let result = result.map_err(|e| {
                     let _ = pump.full.send(Err(()));
                     classify(&label, format, e, &source_error)
@@ -363,8 +375,23 @@ fn run<R: Read + Send + 'static>(
     format: Format,
     src: R,
     threads: u32,
+    memory: Option<u64>,
     pump: &Pump,
 ) -> io::Result<(u64, Duration)> {
+    let over_budget = |e: io::Error| -> io::Error {
+        let Some(limit) = memory else { return e };
+        let lzma = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<liblzma::stream::Error>())
+            .is_some_and(|l| *l == liblzma::stream::Error::MemLimit);
+        // zstd says so only in words.
+        let zstd = e.to_string().contains("too much memory");
+        if lzma || zstd {
+            io::Error::other(LimitExceeded::Memory(limit))
+        } else {
+            e
+        }
+    };
     let mut out = 0;
     let mut busy = Duration::ZERO;
     let src = BufReader::with_capacity(1 << 16, src);
@@ -375,9 +402,10 @@ fn run<R: Read + Send + 'static>(
             // them only stream padding (zeros) may appear.
             let mut src: Box<dyn BufRead + Send> = Box::new(src);
             loop {
-                let stream = xz_stream(threads).map_err(io::Error::other)?;
+                let stream = xz_stream(threads, memory).map_err(io::Error::other)?;
                 let mut dec = liblzma::bufread::XzDecoder::new_stream(src, stream);
-                pump.run(&mut dec, &mut out, &mut busy)?;
+                pump.run(&mut dec, &mut out, &mut busy)
+                    .map_err(over_budget)?;
                 match another_xz_stream(dec.into_inner())? {
                     (true, next) => src = next,
                     (false, mut rest) => {
@@ -394,7 +422,13 @@ fn run<R: Read + Send + 'static>(
         }
         Format::Zstd => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(src)?;
-            pump.run(&mut dec, &mut out, &mut busy)?;
+            if let Some(limit) = memory {
+                // The window is most of what a zstd decoder holds.
+                let log = (63 - limit.max(1).leading_zeros()).clamp(10, 31);
+                dec.window_log_max(log)?;
+            }
+            pump.run(&mut dec, &mut out, &mut busy)
+                .map_err(over_budget)?;
             dec.finish()
         }
         Format::Tar => {
@@ -411,14 +445,21 @@ fn run<R: Read + Send + 'static>(
 
 /// liblzma's multithreaded decoder, with an explicit threading memory limit:
 /// without one (`new_parallel()`), it silently decodes on one thread.
-fn xz_stream(threads: u32) -> std::result::Result<liblzma::stream::Stream, liblzma::stream::Error> {
+///
+/// With a budget, the threaded decoder uses no more threads than fit in it,
+/// and either decoder stops with `MemLimit` when one thread needs more.
+fn xz_stream(
+    threads: u32,
+    memory: Option<u64>,
+) -> std::result::Result<liblzma::stream::Stream, liblzma::stream::Error> {
+    let stop = memory.unwrap_or(u64::MAX).max(1);
     if threads <= 1 {
-        return liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0);
+        return liblzma::stream::Stream::new_stream_decoder(stop, 0);
     }
     liblzma::stream::MtStreamBuilder::new()
         .threads(threads)
-        .memlimit_threading(xz_threading_memlimit())
-        .memlimit_stop(u64::MAX)
+        .memlimit_threading(xz_threading_memlimit().min(stop))
+        .memlimit_stop(stop)
         .decoder()
 }
 

@@ -63,6 +63,9 @@ pub struct InstallOptions {
     pub store: bool,
     /// How files get from the store into the prefix.
     pub link_mode: LinkMode,
+    /// Memory budget of all decoders together (split between the
+    /// components unpacked at once); `None`: each decoder's default.
+    pub memory_limit: Option<u64>,
 }
 
 /// What the store of unpacked trees did for one component.
@@ -476,9 +479,14 @@ fn unpack_all<'s>(
 ) -> Result<Vec<Component<'s>>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
+    let jobs = opts.jobs.clamp(1, todo.len().max(1));
+    let limits = crate::Limits {
+        memory: opts.memory_limit.map(|m| m / jobs as u64),
+        ..crate::Limits::default()
+    };
     let results: Mutex<Vec<Unpacked>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.clamp(1, todo.len()) {
+        for _ in 0..jobs {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= todo.len() || failed.load(Ordering::SeqCst) {
@@ -505,7 +513,7 @@ fn unpack_all<'s>(
                     // Published into the staging prefix, which is what
                     // gets flushed.
                     durable: false,
-                    limits: crate::Limits::default(),
+                    limits,
                 };
                 let out = tmp.join(&sel.component);
                 let inputs = store.map(|ctx| ctx.inputs(sel, opts.layout));

@@ -576,11 +576,11 @@ pub struct Decoded {
 
 /// Decode an archive and throw the bytes away: the decoder's own speed,
 /// what `redist bench` compares with `xz -dc`. No size limits apply.
-pub fn decode_only(input: Input, threads: u32) -> Result<Decoded> {
+pub fn decode_only(input: Input, threads: u32, memory: Option<u64>) -> Result<Decoded> {
     let (label, reader, _) = input.open()?;
     let limits = Limits {
-        max_bytes: u64::MAX,
-        max_ratio: u64::MAX,
+        memory,
+        ..Limits::none()
     };
     let decoder = decode::Decoder::spawn(&label, reader, threads.max(1), limits)?;
     let (mut reader, handle, bytes_in, format) = decoder.into_parts();
