@@ -12,7 +12,9 @@
 //!
 //! `redist-bench patch …`: RUNPATH edits against `patchelf`; see `patch.rs`.
 //! `redist-bench install …`: cold installs against the store; see `install.rs`.
+//! `redist-bench big …`: generated 0.5/1.5/3 GB archives through `redist bench`; see `big.rs`.
 
+mod big;
 mod install;
 mod patch;
 
@@ -25,6 +27,7 @@ use redist_fixtures::{compress, Archive, Compression, Item};
 const USAGE: &str = "usage: redist-bench unpack [--archive FILE]... [--mirror DIR] [--runs N] [--synthetic-mib N] [--work DIR]
        redist-bench patch [--corpus DIR] [--runs N] [--work DIR]
        redist-bench install --manifest FILE... [--runs N] [--work DIR]
+       redist-bench big [--sizes 0.5,1.5,3] [--formats xz,xz-multiblock,gzip,zstd] [--cache DIR] [--runs N] [--threads N] [--doc FILE]
        redist-bench            (both, with defaults)
 
 Prints, per archive, the best of N runs of each command and the ratio of
@@ -158,13 +161,14 @@ pub fn best(
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let which = match args.first().map(String::as_str) {
-        Some("unpack") | Some("patch") | Some("install") => args.remove(0),
+        Some("unpack") | Some("patch") | Some("install") | Some("big") => args.remove(0),
         _ => "all".into(),
     };
     let result = match which.as_str() {
         "unpack" => unpack(args),
         "patch" => patch::run(args),
         "install" => install::run(args),
+        "big" => big::run(args),
         _ => unpack(args).and_then(|()| patch::run(Vec::new())),
     };
     if let Err(e) = result {

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
                  bench install      cold installs against installs linked from the store (NVIDIA mirrors)\n  \
+                 bench big          generated 0.5/1.5/3 GB archives (xz, multi-block xz, gzip, zstd) through `redist bench`; table into docs/benchmarks.md\n  \
                  hostile DIR [--large]  write the hostile archives (and EXPECTED.txt) the tests unpack\n  \
                  elf-corpus [DIR…]  every ELF file under /usr read, RUNPATH/interpreter edited, checked (part of test)\n  \
                  fuzz [--time SECS] [TARGET…]  the cargo-fuzz targets in fuzz/ (nightly; installs cargo-fuzz), 600 s each\n  \
@@ -145,6 +146,26 @@ fn bench(args: &[String]) -> Result {
                     args.push(e.path().to_string_lossy().into_owned());
                 }
             }
+        }
+    }
+    if args.first().map(String::as_str) == Some("big") {
+        if !args.iter().any(|a| a == "--cache") {
+            args.push("--cache".into());
+            args.push(
+                root()
+                    .join("target/bench-archives")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        if !args.iter().any(|a| a == "--doc") {
+            args.push("--doc".into());
+            args.push(
+                root()
+                    .join("docs/benchmarks.md")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     let release = build_release(&["redist-cli", "redist-benches"])?;

@@ -28,9 +28,13 @@ pub struct Args {
     /// Archives (.tar.xz, .tar.gz, .tar.zst, .tar).
     #[arg(required = true)]
     archives: Vec<PathBuf>,
-    /// Timed runs of each stage, after one warm-up run.
+    /// Timed runs of each stage, after the warm-up runs.
     #[arg(long, default_value_t = 3, value_name = "N")]
     runs: usize,
+    /// Untimed runs before them (0 for archives already in the page cache
+    /// and too large to run twice).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    warmup: usize,
     /// Where trees are written (default: a new directory on /dev/shm, or
     /// the temporary directory; removed at the end).
     #[arg(long, value_name = "DIR")]
@@ -106,13 +110,13 @@ fn measure(cmd: &mut Command) -> std::io::Result<(Duration, u64, bool)> {
 /// A warm-up run, then `runs` runs of `make()`; `reset` runs before each.
 fn time(
     label: String,
-    runs: usize,
+    (warmup, runs): (usize, usize),
     make: &dyn Fn() -> Command,
     reset: &dyn Fn(),
 ) -> Result<Timing, String> {
     let mut seconds = Vec::new();
     let mut peak = 0;
-    for i in 0..=runs {
+    for i in 0..warmup + runs {
         reset();
         let (took, rss, ok) =
             measure(&mut make()).map_err(|e| format!("cannot run {label}: {e}"))?;
@@ -124,7 +128,7 @@ fn time(
                 String::from_utf8_lossy(&o.stderr).trim()
             ));
         }
-        if i > 0 {
+        if i >= warmup {
             seconds.push(took.as_secs_f64());
             peak = peak.max(rss);
         }
@@ -205,7 +209,7 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let mut stages = Vec::new();
     let decode = time(
         format!("redist bench-decode {shown}"),
-        args.runs,
+        (args.warmup, args.runs),
         &|| redist_cmd(&["bench-decode"]),
         &|| {},
     )?;
@@ -224,7 +228,7 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let decode_base = if installed(tool) {
         Some(time(
             format!("{tool} {} {shown}", tool_args.join(" ")),
-            args.runs,
+            (args.warmup, args.runs),
             &|| {
                 let mut c = Command::new(tool);
                 c.args(&tool_args).arg(archive);
@@ -240,7 +244,7 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let tar = if installed("tar") {
         Some(time(
             format!("tar -xf {shown} -C DIR"),
-            args.runs,
+            (args.warmup, args.runs),
             &|| {
                 let _ = std::fs::create_dir_all(&out);
                 let mut c = Command::new("tar");
@@ -255,14 +259,14 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let o = out.display().to_string();
     let unpack = time(
         format!("redist unpack --no-patch --no-fsync {shown}"),
-        args.runs,
+        (args.warmup, args.runs),
         &|| redist_cmd(&["unpack", "-q", "--no-patch", "--no-fsync", "--out", &o]),
         &reset,
     )?;
     stages.push(stage("unpack", unpack, tar.clone(), &decoded));
     let full = time(
         format!("redist unpack --no-fsync {shown}"),
-        args.runs,
+        (args.warmup, args.runs),
         &|| redist_cmd(&["unpack", "-q", "--no-fsync", "--out", &o]),
         &reset,
     )?;

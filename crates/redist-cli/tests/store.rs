@@ -297,6 +297,72 @@ fn a_damaged_entry_is_rebuilt_and_never_linked() {
 }
 
 #[test]
+fn an_entry_naming_paths_outside_its_tree_is_damaged_and_nothing_escapes() {
+    let m = mirror();
+    installed(&m, &m.dir.join("a"), &["comp_app", "comp_lib"]);
+    let json = stored(&m, "lib/libdep.so.1")
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("entry.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let tamper = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = original.clone();
+        edit(&mut v);
+        std::fs::write(&json, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "\"../../escape\" is not a path inside the tree",
+            Box::new(|v| {
+                v["nodes"]["../../escape"] = v["nodes"]["lib/libdep.so.1"].clone();
+                let f = serde_json::json!({"path": "../../escape", "size": 1, "mtime_ns": 0});
+                v["files"].as_array_mut().unwrap().push(f);
+            }),
+        ),
+        (
+            "lib/libuser.so points at \"../../../etc\", outside the tree",
+            Box::new(|v| {
+                v["nodes"]["lib/libuser.so"]["kind"]["symlink"]["written"] = "../../../etc".into();
+            }),
+        ),
+        (
+            "3 files, 2 with a recorded size and mtime",
+            Box::new(|v| {
+                v["files"].as_array_mut().unwrap().pop();
+            }),
+        ),
+    ];
+    for (i, (why, edit)) in cases.iter().enumerate() {
+        // Put the entry back as stored (each case removes it), then tamper.
+        if !json.exists() {
+            installed(
+                &m,
+                &m.dir.join(&format!("again{i}")),
+                &["comp_app", "comp_lib"],
+            );
+        }
+        tamper(edit.as_ref());
+        let p = m.dir.join(&format!("p{i}"));
+        let o = install_into(&m, &p, &["comp_app", "comp_lib"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "comp_lib: its entry in the store was damaged (entry.json: {why})"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        runs_app(&p.join("bin/app"));
+        assert!(
+            !m.dir.join("escape").exists()
+                && !m.dir.path().parent().unwrap().join("escape").exists()
+        );
+    }
+}
+
+#[test]
 fn link_modes_on_one_filesystem_and_across_two() {
     let m = mirror();
     installed(&m, &m.dir.join("a"), &SOME);

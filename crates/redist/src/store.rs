@@ -283,6 +283,9 @@ impl Store {
         if record.format != FORMAT || record.key != key {
             return self.damaged(&dir, "entry.json is for another key".into());
         }
+        if let Err(why) = check_record(&record) {
+            return self.damaged(&dir, format!("entry.json: {why}"));
+        }
         let tree = dir.join("tree");
         let bad = record.files.par_iter().find_map_any(|f| {
             let p = tree.join(&f.path);
@@ -744,6 +747,70 @@ enum Counted {
     Cloned,
     Copied,
     Symlinked,
+}
+
+/// What an entry lists must stay inside the tree it is linked into, as the
+/// unpacker's safety rules made it: relative paths without `..`, symlinks
+/// whose targets resolve inside the tree, hard links to files of the entry.
+fn check_record(r: &EntryRecord) -> Result<(), String> {
+    let plain = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('/')
+            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    };
+    for (path, n) in &r.nodes {
+        if !plain(path) {
+            return Err(format!("{path:?} is not a path inside the tree"));
+        }
+        match &n.kind {
+            NodeKind::File => {}
+            NodeKind::Hardlink(target) => {
+                if !r
+                    .nodes
+                    .get(target)
+                    .is_some_and(|t| t.kind == NodeKind::File)
+                {
+                    return Err(format!(
+                        "{path} links to {target:?}, not a file of the entry"
+                    ));
+                }
+            }
+            NodeKind::Symlink { written, .. } => {
+                let parent = Path::new(path)
+                    .parent()
+                    .map_or(String::new(), |p| p.to_string_lossy().into_owned());
+                let inside = !written.starts_with('/')
+                    && crate::unpack::join_lexically(&parent, written).is_some();
+                if !inside {
+                    return Err(format!("{path} points at {written:?}, outside the tree"));
+                }
+            }
+        }
+    }
+    for f in &r.files {
+        if !r
+            .nodes
+            .get(&f.path)
+            .is_some_and(|n| n.kind == NodeKind::File)
+        {
+            return Err(format!("{:?} is not a file of the entry", f.path));
+        }
+    }
+    let files = r
+        .nodes
+        .values()
+        .filter(|n| n.kind == NodeKind::File)
+        .count();
+    if files != r.files.len() {
+        return Err(format!(
+            "{files} files, {} with a recorded size and mtime",
+            r.files.len()
+        ));
+    }
+    if let Some(d) = r.dirs.iter().find(|d| !plain(d)) {
+        return Err(format!("{d:?} is not a directory inside the tree"));
+    }
+    Ok(())
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i128 {
