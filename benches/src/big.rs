@@ -213,7 +213,7 @@ fn row(gb: f64, f: Fmt, r: &serde_json::Value) -> Vec<String> {
 
 fn table(rows: &[Vec<String>], runs: usize) -> String {
     let mut t = format!(
-        "Best of {runs} run(s), no warm-up, {} cores; decode baseline `xz -dc`, `gzip -dc` or `zstd -dc`; full job baseline `tar -xf`.\n\n\
+        "Best of {runs} run(s), no warm-up, {} cores; decode baseline `xz -T<threads> -dc`, `gzip -dc` or `zstd -dc`; full job baseline `tar -xf` (`tar -I 'xz -T<threads>' -xf` for xz).\n\n\
          | archive | format | MiB in | MiB out | threads | decode | baseline | ratio | full job | tar -xf | ratio | MB/s out | peak RSS |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())

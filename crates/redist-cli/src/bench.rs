@@ -4,10 +4,12 @@
 //! Per archive, three stages, each a child process timed with its peak
 //! memory (`wait4`'s `ru_maxrss`), a warm-up run, then `--runs` runs:
 //!
-//! - `decode`: the decoder alone, bytes thrown away; baseline `xz -dc`,
-//!   `zstd -dc` or `gzip -dc` (with `-T N` for xz when `--threads` is given);
-//! - `unpack`: the tree written, no ELF patching; baseline `tar -xf`;
-//! - `full`: what `redist unpack` does by default; baseline `tar -xf`.
+//! - `decode`: the decoder alone, bytes thrown away; baseline `xz -T N -dc`
+//!   (N: redist's decoder threads, `--threads` or every core), `zstd -dc`
+//!   or `gzip -dc`;
+//! - `unpack`: the tree written, no ELF patching; baseline `tar -xf`
+//!   (`tar -I 'xz -T N' -xf` for xz);
+//! - `full`: what `redist unpack` does by default; the same baseline.
 //!
 //! The work directory is a fresh directory on tmpfs (`/dev/shm`) unless
 //! `--dir` says otherwise, removed at the end; disks measure the
@@ -216,10 +218,9 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
     let (tool, tool_args): (&str, Vec<String>) = match decoded.format {
         redist::Format::Xz => (
             "xz",
-            match args.threads {
-                Some(n) => vec![format!("-T{n}"), "-dc".into()],
-                None => vec!["-dc".into()],
-            },
+            // As many threads as redist's decoder: a multi-block archive
+            // decodes in parallel in both.
+            vec![format!("-T{threads}"), "-dc".into()],
         ),
         redist::Format::Zstd => ("zstd", vec!["-dc".into()]),
         redist::Format::Gzip => ("gzip", vec!["-dc".into()]),
@@ -240,15 +241,21 @@ fn bench_one(exe: &Path, archive: &Path, work: &Path, args: &Args) -> Result<Arc
         None
     };
     stages.push(stage("decode", decode, decode_base, &decoded));
-    // One tar baseline serves both tree-writing stages.
+    // One tar baseline serves both tree-writing stages; for xz, tar runs
+    // `xz` with the same threads.
+    let xz_program = format!("xz -T{threads}");
+    let tar_args: Vec<&str> = match decoded.format {
+        redist::Format::Xz => vec!["-I", &xz_program, "-xf"],
+        _ => vec!["-xf"],
+    };
     let tar = if installed("tar") {
         Some(time(
-            format!("tar -xf {shown} -C DIR"),
+            format!("tar {} {shown} -C DIR", tar_args.join(" ")),
             (args.warmup, args.runs),
             &|| {
                 let _ = std::fs::create_dir_all(&out);
                 let mut c = Command::new("tar");
-                c.arg("-xf").arg(archive).arg("-C").arg(&out);
+                c.args(&tar_args).arg(archive).arg("-C").arg(&out);
                 c
             },
             &reset,

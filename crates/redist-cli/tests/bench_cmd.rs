@@ -48,12 +48,25 @@ fn bench_measures_each_stage_against_its_baseline() {
                 assert!(s["ratio"].as_f64().unwrap() > 0.0, "{s}");
             }
         }
+        // xz with as many threads as redist's decoder, in both baselines.
+        let threads = r["decoder_threads"].as_u64().unwrap();
+        let (decode_cmd, tar_cmd) = match tool {
+            "xz" => (
+                format!("xz -T{threads} -dc"),
+                format!("tar -I xz -T{threads} -xf"),
+            ),
+            t => (format!("{t} -dc"), "tar -xf".to_owned()),
+        };
         let decode = &r["stages"][0]["baseline"]["command"];
         if !decode.is_null() {
             assert!(
-                decode.as_str().unwrap().starts_with(&format!("{tool} -dc")),
+                decode.as_str().unwrap().starts_with(&decode_cmd),
                 "{decode}"
             );
+        }
+        let tar = &r["stages"][2]["baseline"]["command"];
+        if !tar.is_null() {
+            assert!(tar.as_str().unwrap().starts_with(&tar_cmd), "{tar}");
         }
     }
     // What it wrote is gone; the directory it was given stays.
