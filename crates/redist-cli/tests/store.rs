@@ -296,6 +296,9 @@ fn a_damaged_entry_is_rebuilt_and_never_linked() {
     assert_eq!(store_entries(&m).len(), 2, "{:?}", store_entries(&m));
 }
 
+/// A change made to an `entry.json`.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn an_entry_naming_paths_outside_its_tree_is_damaged_and_nothing_escapes() {
     let m = mirror();
@@ -312,7 +315,7 @@ fn an_entry_naming_paths_outside_its_tree_is_damaged_and_nothing_escapes() {
         edit(&mut v);
         std::fs::write(&json, serde_json::to_vec(&v).unwrap()).unwrap();
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "\"../../escape\" is not a path inside the tree",
             Box::new(|v| {

@@ -193,7 +193,7 @@ impl Entry {
 #[derive(Debug)]
 pub enum Lookup {
     /// An intact entry.
-    Hit(Entry),
+    Hit(Box<Entry>),
     /// No entry for the key.
     Miss,
     /// There was one, damaged; it was removed. Why, in words.
@@ -315,11 +315,11 @@ impl Store {
         });
         match bad {
             Some(why) => self.damaged(&dir, why),
-            None => Lookup::Hit(Entry {
+            None => Lookup::Hit(Box::new(Entry {
                 key: key.to_owned(),
                 dir,
                 record,
-            }),
+            })),
         }
     }
 
