@@ -286,11 +286,7 @@ pub fn probe_machine(path: &Path) -> Option<u16> {
 /// the file for writing. On any error the file is left untouched.
 pub fn patch_file(path: &Path, edits: &Edits) -> Result<Outcome, Error> {
     let at = |k: ErrorKind| Error::new(path, k);
-    let file = File::open(path).map_err(|e| at(e.into()))?;
-    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
-    let view = View::parse(&src).map_err(at)?;
-    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
-    let outcome = Outcome::of(&plan);
+    let (plan, outcome) = plan_file(path, edits)?;
     if plan.is_empty() {
         return Ok(outcome);
     }
@@ -323,11 +319,7 @@ pub fn patch_file_private(path: &Path, edits: &Edits) -> Result<Outcome, Error> 
     if !meta.file_type().is_symlink() && meta.nlink() <= 1 {
         return patch_file(path, edits);
     }
-    let file = File::open(path).map_err(|e| at(e.into()))?;
-    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
-    let view = View::parse(&src).map_err(at)?;
-    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
-    let outcome = Outcome::of(&plan);
+    let (plan, outcome) = plan_file(path, edits)?;
     if plan.is_empty() {
         return Ok(outcome);
     }
@@ -357,6 +349,17 @@ pub fn patch_file_private(path: &Path, edits: &Edits) -> Result<Outcome, Error> 
         return Err(at(e.into()));
     }
     Ok(outcome)
+}
+
+/// The plan of `edits` for the file at `path`, read through its headers.
+fn plan_file(path: &Path, edits: &Edits) -> Result<(Plan, Outcome), Error> {
+    let at = |k: ErrorKind| Error::new(path, k);
+    let file = File::open(path).map_err(|e| at(e.into()))?;
+    let src = FileBytes::new(file).map_err(|e| at(e.into()))?;
+    let view = View::parse(&src).map_err(at)?;
+    let plan = plan::plan(&view, edits, &plan::Host).map_err(at)?;
+    let outcome = Outcome::of(&plan);
+    Ok((plan, outcome))
 }
 
 /// Applies `edits` to an ELF image in memory and returns the new image.

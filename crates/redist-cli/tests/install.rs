@@ -575,26 +575,9 @@ fn list_shows_components_and_refuses_windows_zips() {
 
 /// `comp_app` has bin/app; `comp_lib` has the libraries it needs.
 fn app_and_libs() -> Mirror {
-    let l = redist_fixtures::linked();
-    let app = redist_fixtures::redist_archive(
-        "comp_app",
-        "1",
-        vec![redist_fixtures::Item::exe("bin/app", l.app.clone())],
-    );
-    let libs = redist_fixtures::redist_archive(
-        "comp_lib",
-        "1",
-        vec![
-            redist_fixtures::Item::exe("lib/libuser.so.1.0", l.libuser.clone()),
-            redist_fixtures::Item::link("lib/libuser.so.1", "libuser.so.1.0"),
-            redist_fixtures::Item::link("lib/libuser.so", "libuser.so.1"),
-            redist_fixtures::Item::exe("lib/libdep.so.1", l.libdep.clone()),
-            redist_fixtures::Item::file("include/user.h", "int user_value(void);\n"),
-        ],
-    );
     Mirror::new(&[
-        Component::new("comp_app", "1", app),
-        Component::new("comp_lib", "1", libs),
+        redist_fixtures::mirror::app_component(),
+        redist_fixtures::mirror::libs_component("comp_lib"),
     ])
 }
 

@@ -16,25 +16,6 @@ use redist_fixtures::mirror::Component;
 /// `comp_app` (bin/app) and `comp_lib` (the libraries it loads), the demo
 /// components, and `comp_lib2`: the same libraries under another name.
 fn mirror() -> Mirror {
-    let l = redist_fixtures::linked();
-    let app = redist_fixtures::redist_archive(
-        "comp_app",
-        "1",
-        vec![redist_fixtures::Item::exe("bin/app", l.app.clone())],
-    );
-    let libs = |name: &str| {
-        redist_fixtures::redist_archive(
-            name,
-            "1",
-            vec![
-                redist_fixtures::Item::exe("lib/libuser.so.1.0", l.libuser.clone()),
-                redist_fixtures::Item::link("lib/libuser.so.1", "libuser.so.1.0"),
-                redist_fixtures::Item::link("lib/libuser.so", "libuser.so.1"),
-                redist_fixtures::Item::exe("lib/libdep.so.1", l.libdep.clone()),
-                redist_fixtures::Item::file("include/user.h", "int user_value(void);\n"),
-            ],
-        )
-    };
     // cuda_nvcc with NVIDIA's own nvcc.profile, which a split install
     // points at the other components.
     let mut components: Vec<Component> = redist_fixtures::mirror::demo_components()
@@ -53,9 +34,9 @@ fn mirror() -> Mirror {
             ],
         ),
     ));
-    components.push(Component::new("comp_app", "1", app));
-    components.push(Component::new("comp_lib", "1", libs("comp_lib")));
-    components.push(Component::new("comp_lib2", "1", libs("comp_lib2")));
+    components.push(redist_fixtures::mirror::app_component());
+    components.push(redist_fixtures::mirror::libs_component("comp_lib"));
+    components.push(redist_fixtures::mirror::libs_component("comp_lib2"));
     Mirror::new(&components)
 }
 

@@ -97,6 +97,20 @@ pub(crate) fn is_gone(pid: u32) -> bool {
     pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Remove the entries of `dir` that belong to processes that are gone:
+/// `pid_of` reads the pid from an entry's name (`None`: not a leftover).
+/// A running process's entries are never touched.
+pub(crate) fn sweep_dead(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) -> Reclaimed {
+    let mut reclaimed = Reclaimed::default();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if name.to_str().and_then(&pid_of).is_some_and(is_gone) {
+            reclaimed.add(remove(&e.path()));
+        }
+    }
+    reclaimed
+}
+
 /// What a sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reclaimed {

@@ -17,7 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{write_error, Error, Result};
-use crate::lock::{is_gone, remove, Reclaimed};
+use crate::lock::Reclaimed;
 use crate::scratch::Scratch;
 
 /// A directory beside its destination, removed unless published.
@@ -160,29 +160,17 @@ const STAGING: &str = "redist-staging-";
 /// `.<name>.redist-staging-<pid>-<n>` (and its `.relocating` twin) and the
 /// older `.<name>.redist-install-<pid>`, when process `<pid>` is gone.
 pub(crate) fn sweep_leftovers(prefix: &Path) -> Reclaimed {
-    let mut reclaimed = Reclaimed::default();
     let Some(name) = prefix.file_name() else {
-        return reclaimed;
+        return Reclaimed::default();
     };
     let ours = format!(".{}.", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(parent_of(prefix)) else {
-        return reclaimed;
-    };
-    for e in entries.flatten() {
-        let file_name = e.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&ours)) else {
-            continue;
-        };
-        let pid = rest
+    crate::lock::sweep_dead(&parent_of(prefix), |n| {
+        let rest = n.strip_prefix(&ours)?;
+        let r = rest
             .strip_prefix(STAGING)
-            .or_else(|| rest.strip_prefix("redist-install-"))
-            .and_then(|r| r.split(['-', '.']).next())
-            .and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(is_gone) {
-            reclaimed.add(remove(&e.path()));
-        }
-    }
-    reclaimed
+            .or_else(|| rest.strip_prefix("redist-install-"))?;
+        r.split(['-', '.']).next()?.parse().ok()
+    })
 }
 
 /// How [`copy_tree`] makes each file.

@@ -648,21 +648,13 @@ impl Store {
     /// by processes that are gone, `.<key>.building-<pid>-<n>` and
     /// `.<key>.damaged-<pid>-<n>`; a running process's are never touched.
     pub fn sweep(&self) -> Reclaimed {
-        let mut reclaimed = Reclaimed::default();
-        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') || name == ".lock" {
-                continue;
+        crate::lock::sweep_dead(&self.dir, |name| {
+            if !name.starts_with('.') {
+                return None;
             }
-            let pid = name
-                .rsplit_once('-')
-                .and_then(|(head, _)| head.rsplit_once('-'))
-                .and_then(|(_, p)| p.parse::<u32>().ok());
-            if pid.is_some_and(crate::lock::is_gone) {
-                reclaimed.add(crate::lock::remove(&e.path()));
-            }
-        }
-        reclaimed
+            let (head, _) = name.rsplit_once('-')?;
+            head.rsplit_once('-')?.1.parse().ok()
+        })
     }
 
     /// Remove the whole store. Holds the store's lock.

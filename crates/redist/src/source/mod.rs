@@ -440,20 +440,10 @@ impl Cache {
     /// processes that are gone — killed runs; a running download's file is
     /// never touched.
     pub fn sweep(&self) -> crate::lock::Reclaimed {
-        let mut reclaimed = crate::lock::Reclaimed::default();
-        let dir = self.dir.join("sha256");
-        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.split_once(".partial-"))
-                .and_then(|(_, rest)| rest.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(crate::lock::is_gone) {
-                reclaimed.add(crate::lock::remove(&e.path()));
-            }
-        }
-        reclaimed
+        crate::lock::sweep_dead(&self.dir.join("sha256"), |name| {
+            let (_, rest) = name.split_once(".partial-")?;
+            rest.split('-').next()?.parse().ok()
+        })
     }
 
     /// (archives, bytes) of the complete entries.
