@@ -261,6 +261,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-user",
     "nix-bin",
     "strace",
+    "xfsprogs",
 ];
 
 /// Commands the tests run, and the package that brings each.
@@ -277,6 +278,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("qemu-aarch64", "qemu-user"),
     ("nix-build", "nix-bin"),
     ("strace", "strace"),
+    ("mkfs.xfs", "xfsprogs"),
 ];
 
 fn on_path(cmd: &str) -> bool {

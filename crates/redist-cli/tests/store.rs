@@ -476,6 +476,101 @@ fn link_modes_on_one_filesystem_and_across_two() {
     drop(fs);
 }
 
+/// An XFS filesystem with reflinks in a file, loop-mounted (root, with
+/// `mkfs.xfs` from xfsprogs); unmounted on drop.
+struct Xfs {
+    at: PathBuf,
+    image: PathBuf,
+}
+
+impl Xfs {
+    fn mount(dir: &Path) -> Option<Xfs> {
+        let image = dir.join("xfs.img");
+        let at = dir.join("xfs");
+        std::fs::create_dir_all(&at).ok()?;
+        std::fs::File::create(&image)
+            .ok()?
+            .set_len(320 << 20)
+            .ok()?;
+        let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
+        let made = ok(std::process::Command::new("mkfs.xfs")
+            .args(["-q", "-m", "reflink=1"])
+            .arg(&image))
+            && ok(std::process::Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(&at));
+        made.then_some(Xfs { at, image })
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.at).status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+#[test]
+fn clone_mode_makes_copy_on_write_clones_on_xfs() {
+    let m = mirror();
+    let Some(xfs) = Xfs::mount(m.dir.path()) else {
+        eprintln!("no loop-mounted XFS here (root and xfsprogs needed): skipped");
+        return;
+    };
+    let url = m.url();
+    let cache = xfs.at.join("cache");
+    let install = |prefix: &Path, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "install".as_ref(),
+            "--manifest".as_ref(),
+            url.as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--platform".as_ref(),
+            "linux-x86_64".as_ref(),
+            "--prefix".as_ref(),
+            prefix.as_os_str(),
+            "--json".as_ref(),
+            "comp_app".as_ref(),
+            "comp_lib".as_ref(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run(&args, None)
+    };
+    ok_json(&install(&xfs.at.join("a"), &[]));
+    let b = xfs.at.join("b");
+    let o = install(&b, &["--link-mode", "clone"]);
+    let r = ok_json(&o);
+    assert!(!stderr(&o).contains("copying files"), "{}", stderr(&o));
+    let lib = r["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "comp_lib")
+        .unwrap()["store"]["linked"]
+        .clone();
+    assert_eq!(
+        (lib["cloned"].as_u64(), lib["copied"].as_u64()),
+        (Some(3), Some(0)),
+        "{lib}"
+    );
+    // A file of its own (writable), with the store's bytes.
+    let mine = b.join("lib/libuser.so.1.0");
+    let theirs = xfs.at.join("a/lib/libuser.so.1.0");
+    assert_ne!(
+        mine.metadata().unwrap().ino(),
+        theirs.metadata().unwrap().ino()
+    );
+    assert_eq!(
+        std::fs::read(&mine).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    assert_eq!(mine.metadata().unwrap().permissions().mode() & 0o200, 0o200);
+    runs_app(&b.join("bin/app"));
+    drop(xfs);
+}
+
 #[test]
 fn concurrent_installs_share_one_store() {
     let m = mirror();
