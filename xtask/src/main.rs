@@ -415,6 +415,28 @@ fn dist() -> Result<PathBuf> {
     if !text.contains("not a dynamic executable") && !text.contains("statically linked") {
         return Err(format!("{} is not static:\n{text}", bin.display()));
     }
+    // Man pages and shell completions next to it.
+    let dir = bin.parent().expect("in a directory").to_owned();
+    sh(Command::new(&bin)
+        .arg("generate-reference")
+        .arg("--man")
+        .arg(dir.join("man")))?;
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&completions).map_err(|e| format!("{}: {e}", completions.display()))?;
+    for (shell, file) in [
+        ("bash", "redist.bash"),
+        ("zsh", "_redist"),
+        ("fish", "redist.fish"),
+    ] {
+        let o = Command::new(&bin)
+            .args(["generate-shell-completion", shell])
+            .output()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        if !o.status.success() {
+            return Err(format!("redist generate-shell-completion {shell} failed"));
+        }
+        std::fs::write(completions.join(file), o.stdout).map_err(|e| format!("{file}: {e}"))?;
+    }
     Ok(bin)
 }
 

@@ -5,13 +5,14 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod commands;
 mod errors;
 mod patchelf;
 mod progress;
+mod reference;
 mod table;
 
 /// Unpack NVIDIA CUDA redistributable tarballs into split, ready-to-use trees.
@@ -126,6 +127,30 @@ enum Command {
 
     /// Print the built-in layout rules, the starting point for a --rules file
     Rules,
+
+    /// Print a shell's completion script for redist
+    ///
+    /// Examples:
+    ///   redist generate-shell-completion bash > ~/.local/share/bash-completion/completions/redist
+    ///   redist generate-shell-completion zsh > "${fpath[1]}/_redist"
+    ///   redist generate-shell-completion fish > ~/.config/fish/completions/redist.fish
+    #[command(verbatim_doc_comment)]
+    GenerateShellCompletion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the reference: a man page per command and docs/cli.md
+    #[command(hide = true)]
+    GenerateReference {
+        /// Directory for the man pages (`redist.1`, `redist-install.1`, …).
+        #[arg(long, value_name = "DIR")]
+        man: Option<PathBuf>,
+        /// The Markdown reference to write (every command's --help).
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+    },
 
     /// Measure unpacking on this machine: decode, unpack, the full job
     ///
@@ -769,6 +794,19 @@ fn main() -> ExitCode {
             threads,
             memory_limit,
         } => bench::decode(&archive, threads, memory_limit),
+        Command::GenerateShellCompletion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "redist", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::GenerateReference { man, markdown } => {
+            match reference::write(Cli::command(), man.as_deref(), markdown.as_deref()) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Command::Rules => {
             print!("{}", redist::Rules::builtin_source());
             Ok(())

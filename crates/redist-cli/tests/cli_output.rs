@@ -189,3 +189,79 @@ fn install_errors_name_the_component_and_the_cause() {
         true,
     );
 }
+
+/// `docs/cli.md` is what `redist generate-reference` writes now.
+#[test]
+fn the_cli_reference_is_current() {
+    let d = Dir::new();
+    let fresh = d.join("cli.md");
+    let o = run(
+        &[
+            "generate-reference".as_ref(),
+            "--markdown".as_ref(),
+            fresh.as_os_str(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    assert!(
+        std::fs::read_to_string(&committed).unwrap() == std::fs::read_to_string(&fresh).unwrap(),
+        "docs/cli.md is out of date: run `cargo run -p redist-cli -- generate-reference --markdown docs/cli.md`"
+    );
+}
+
+/// A man page per command, and completion scripts that bash accepts.
+#[test]
+fn man_pages_and_completions_are_generated() {
+    let d = Dir::new();
+    let man = d.join("man");
+    let o = run(
+        &[
+            "generate-reference".as_ref(),
+            "--man".as_ref(),
+            man.as_os_str(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for page in [
+        "redist.1",
+        "redist-install.1",
+        "redist-unpack.1",
+        "redist-cache-prune.1",
+        "redist-patchelf.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(
+            text.starts_with(".ie"),
+            "{page}: {}",
+            &text[..40.min(text.len())]
+        );
+        assert!(text.contains(".SH NAME"), "{page}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(
+            &["generate-shell-completion".as_ref(), shell.as_ref()],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("redist"), "{shell}");
+        assert!(
+            stdout(&o).contains("link-mode"),
+            "{shell}: flags are completed"
+        );
+    }
+    let o = run(
+        &["generate-shell-completion".as_ref(), "bash".as_ref()],
+        None,
+    );
+    let script = d.join("redist.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(checked.success(), "bash -n rejects the completion script");
+}
