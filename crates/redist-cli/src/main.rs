@@ -103,7 +103,9 @@ enum Command {
     /// unpacker, kept in a content-addressed cache, and installed several at
     /// a time. A failure (or Ctrl-C) leaves the prefix as it was; installing
     /// what is already installed does nothing; adding components to a prefix
-    /// works.
+    /// works. Each finished tree is kept in the store of unpacked trees (in
+    /// the cache directory): installing it again, into any prefix, links it
+    /// instead of decoding (--link-mode; `redist cache info|prune`).
     ///
     /// Examples:
     ///   redist install --manifest redistrib_12.9.1.json cuda_nvcc cuda_cudart \
