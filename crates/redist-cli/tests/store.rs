@@ -450,26 +450,16 @@ fn link_modes_on_one_filesystem_and_across_two() {
     // And a store on that filesystem, with the prefix back on the first:
     // the store's entries are copied in, the prefix is linked from it.
     let cache2 = fs.0.join("cache");
-    let url = m.url();
     let pfx = m.dir.join("via-other-cache");
     for p in [m.dir.join("first-of-other-cache"), pfx.clone()] {
-        let o = run(
-            &[
-                "install".as_ref(),
-                "--manifest".as_ref(),
-                url.as_ref(),
-                "--cache-dir".as_ref(),
-                cache2.as_os_str(),
-                "--platform".as_ref(),
-                "linux-x86_64".as_ref(),
-                "--prefix".as_ref(),
-                p.as_os_str(),
-                "-q".as_ref(),
-                "comp_app".as_ref(),
-                "comp_lib".as_ref(),
-            ],
-            None,
-        );
+        let args = [
+            "--prefix",
+            p.to_str().unwrap(),
+            "-q",
+            "comp_app",
+            "comp_lib",
+        ];
+        let o = m.run_with_cache(&cache2, "install", &args);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     runs_app(&pfx.join("bin/app"));
@@ -518,25 +508,17 @@ fn clone_mode_makes_copy_on_write_clones_on_xfs() {
         eprintln!("no loop-mounted XFS here (root and xfsprogs needed): skipped");
         return;
     };
-    let url = m.url();
     let cache = xfs.at.join("cache");
     let install = |prefix: &Path, extra: &[&str]| {
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "install".as_ref(),
-            "--manifest".as_ref(),
-            url.as_ref(),
-            "--cache-dir".as_ref(),
-            cache.as_os_str(),
-            "--platform".as_ref(),
-            "linux-x86_64".as_ref(),
-            "--prefix".as_ref(),
-            prefix.as_os_str(),
-            "--json".as_ref(),
-            "comp_app".as_ref(),
-            "comp_lib".as_ref(),
+        let mut args = vec![
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--json",
+            "comp_app",
+            "comp_lib",
         ];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-        run(&args, None)
+        args.extend_from_slice(extra);
+        m.run_with_cache(&cache, "install", &args)
     };
     ok_json(&install(&xfs.at.join("a"), &[]));
     let b = xfs.at.join("b");

@@ -202,8 +202,12 @@ impl Mirror {
 
     /// `redist <cmd> --manifest URL --cache-dir CACHE --platform linux-x86_64 <args>`.
     pub fn run(&self, cmd: &str, args: &[&str]) -> std::process::Output {
+        self.run_with_cache(&self.cache(), cmd, args)
+    }
+
+    /// [`Mirror::run`] with another cache directory.
+    pub fn run_with_cache(&self, cache: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
         let url = self.url();
-        let cache = self.cache();
         let mut all: Vec<&std::ffi::OsStr> = vec![
             cmd.as_ref(),
             "--manifest".as_ref(),
