@@ -356,17 +356,17 @@ impl Store {
                 match mode {
                     LinkMode::Hardlink => match fs::hard_link(&from, &to) {
                         Ok(()) => Ok(Counted::Hardlinked),
-                        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                            let _ =
-                                hardlink_failed.set("the store is on another filesystem".into());
+                        Err(e) => {
+                            let why = match e.raw_os_error() {
+                                Some(libc::EXDEV) => "the store is on another filesystem",
+                                Some(libc::EMLINK) => {
+                                    "a file has the most hard links its filesystem allows"
+                                }
+                                _ => return Err(e),
+                            };
+                            let _ = hardlink_failed.set(why.into());
                             copy_file(&from, &to).map(|_| Counted::Copied)
                         }
-                        Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
-                            let _ = hardlink_failed
-                                .set("a file has the most hard links its filesystem allows".into());
-                            copy_file(&from, &to).map(|_| Counted::Copied)
-                        }
-                        Err(e) => Err(e),
                     },
                     LinkMode::Clone => clone_file(&from, &to, &clone_failed),
                     LinkMode::Copy => copy_file(&from, &to).map(|_| Counted::Copied),
