@@ -13,11 +13,14 @@
 //! - `dist`  — a statically linked `redist`, what a Nix builder needs.
 //! - `e2e-nix` — real `nix-build` in the sandbox with that binary.
 //! - `mirror` — an NVIDIA-style redist mirror made from NVIDIA's PyPI wheels.
+//! - `docs-check` — every shell block of the README, the guide and nix.md
+//!   run against local mirrors (see `docs_check.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod demo;
+mod docs_check;
 mod fuzz;
 mod mirror;
 
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "demo" => demo::run(rest),
+        "docs-check" => docs_check::run(rest),
         "bench" => bench(rest),
         "elf-corpus" => elf_corpus(rest),
         "fuzz" => fuzz::run(rest),
@@ -55,7 +59,8 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  test [ARGS…]       the whole suite: installs what the tests need, cargo test --workspace, e2e, e2e-nix\n  \
-                 demo               build a small redist-shaped mirror (target/demo) and unpack it\n  \
+                 demo               a mirror of our own fixtures installed into a prefix, and a program from it run\n  \
+                 docs-check [FILE…] run every shell block of README.md, docs/guide.md, docs/nix.md (NVIDIA's URLs served from local mirrors)\n  \
                  bench [ARGS…]      unpack vs xz -dc and tar -xJf, patch vs patchelf (see `cargo xtask bench --help`)\n  \
                  bench scaling      divan: elfpatch edit cost at 100 KiB, 10 MiB, 100 MiB\n  \
                  bench install      cold installs against installs linked from the store (NVIDIA mirrors)\n  \
