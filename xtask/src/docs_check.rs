@@ -8,7 +8,9 @@
 //!   `…/redistrib_13.0.2.json`, `compute/cudnn/redist/redistrib_9.14.0.json`)
 //!   made from the mirrors of NVIDIA's wheels (`cargo xtask mirror`).
 //! - `HOME` is a fresh directory under `target/docs-check`, so `~/cuda-13`
-//!   and the cache stay there; `redist` is this checkout's release build.
+//!   and the cache stay there; each document starts in a directory of its
+//!   own in it (`~/readme`, `~/guide`, `~/nix`); `redist` is this
+//!   checkout's release build.
 //! - With `nix-build` on `PATH`, `<nixpkgs>` is a stand-in whose `glibc`
 //!   (and `stdenv.cc.cc.lib`) is the system's loader and runtime libraries
 //!   added to the store; the local store is used, sandboxed, without
@@ -129,9 +131,16 @@ pub fn blocks(text: &str) -> std::result::Result<Vec<Block>, String> {
 pub fn script(doc: &str, blocks: &[Block], base: &str, gpu: bool) -> (String, Vec<String>) {
     let mut s = String::from(
         "set -e\n\
-         trap '{ set +x; } 2>/dev/null; echo \"docs-check: $__where failed (exit $?) at line $((LINENO - __start)) of the block\" >&2' ERR\n\
-         cd \"$HOME\"\n",
+         trap '__rc=$?; { set +x; } 2>/dev/null; echo \"docs-check: $__where failed (exit $__rc) at line $((LINENO - __start)) of the block\" >&2' ERR\n",
     );
+    // Each document starts in a directory of its own under HOME.
+    let stem = Path::new(doc)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    s.push_str(&format!(
+        "mkdir -p \"$HOME/{stem}\" && cd \"$HOME/{stem}\"\n"
+    ));
     let mut skipped = Vec::new();
     for b in blocks {
         let where_ = format!("{doc}:{}", b.line);

@@ -127,7 +127,7 @@ pub fn fetch(args: FetchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn install(args: InstallArgs) -> Result<(), Error> {
+pub fn install(args: InstallArgs, verbose: bool) -> Result<(), Error> {
     let (source, selected) = args
         .source
         .select(&args.components, args.all, Some(&args.prefix))?;
@@ -204,6 +204,9 @@ pub fn install(args: InstallArgs) -> Result<(), Error> {
                     println!("  {t}");
                 }
             }
+        }
+        if let (true, Some(ap)) = (verbose, &report.autopatch) {
+            print!("{}", crate::table::needs(ap));
         }
     }
     Ok(())

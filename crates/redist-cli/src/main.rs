@@ -42,6 +42,10 @@ mod table;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More detail: for `unpack` and `install`, every library each ELF file
+    /// needs and where it was found
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -773,10 +777,10 @@ fn main() -> ExitCode {
         _ => false,
     };
     let result = match cli.command {
-        Command::Unpack(args) => unpack(args),
+        Command::Unpack(args) => unpack(args, cli.verbose),
         Command::List(args) => commands::list(args),
         Command::Fetch(args) => commands::fetch(args),
-        Command::Install(args) => commands::install(args),
+        Command::Install(args) => commands::install(args, cli.verbose),
         Command::Features(args) => commands::features(args),
         Command::NixBuilder => commands::nix_builder(),
         Command::NixJoin => commands::nix_join(),
@@ -786,7 +790,7 @@ fn main() -> ExitCode {
             return match bench::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    anstream::eprintln!("{}{e}", errors::ERROR);
                     ExitCode::FAILURE
                 }
             }
@@ -836,8 +840,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            errors::print(&e);
             let lines = errors::lines(&e);
-            eprintln!("error: {}", lines.join("\n  caused by: "));
             if json {
                 // Scripts reading standard output get the failure too.
                 let obj = serde_json::json!({ "error": lines[0], "causes": lines[1..] });
@@ -869,7 +873,7 @@ fn clean_up_on_signals() {
     });
 }
 
-fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
+fn unpack(args: UnpackArgs, verbose: bool) -> Result<(), redist::Error> {
     let mode = args.layout.into();
     let layout = redist::Layout::new(&redist::Rules::load(args.rules.as_deref())?, mode)?;
     let mut opts = redist::UnpackOptions {
@@ -912,6 +916,9 @@ fn unpack(args: UnpackArgs) -> Result<(), redist::Error> {
         let _ = writeln!(stdout);
     } else if !args.quiet {
         let _ = write!(stdout, "{}", table::render(&report));
+        if let (true, Some(ap)) = (verbose, &report.autopatch) {
+            let _ = write!(stdout, "{}", table::needs(ap));
+        }
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");

@@ -164,3 +164,38 @@ pub fn render(r: &Report) -> String {
     }
     s
 }
+
+/// `-v`: each ELF file's RUNPATH, and every library it needs with where
+/// it was found.
+pub fn needs(ap: &redist::AutopatchReport) -> String {
+    let mut s = String::from("  how each ELF file finds its libraries:\n");
+    for f in &ap.files {
+        let _ = writeln!(
+            s,
+            "    {}: RUNPATH {}{}",
+            f.path,
+            f.runpath.as_deref().unwrap_or("(none)"),
+            f.interpreter
+                .as_deref()
+                .map(|i| format!(", interpreter {i}"))
+                .unwrap_or_default()
+        );
+        for (lib, found) in &f.needs {
+            let from = match found {
+                redist::Resolution::Own(dir) => format!("its own tree: {dir}"),
+                redist::Resolution::Dep(dir) => format!("--dep {}", dir.display()),
+                redist::Resolution::Runpath(dir) => {
+                    format!("its own RUNPATH: {}", dir.display())
+                }
+                redist::Resolution::System(dir) => format!("the system: {}", dir.display()),
+                redist::Resolution::Driver => "the GPU driver, at run time".to_owned(),
+                redist::Resolution::Ignored => "unresolved (--ignore-missing)".to_owned(),
+            };
+            let _ = writeln!(s, "      {lib:<32} {from}");
+        }
+    }
+    for k in &ap.skipped {
+        let _ = writeln!(s, "    {}: skipped ({})", k.path, k.reason);
+    }
+    s
+}

@@ -458,7 +458,7 @@ fn dependency_directory_that_does_not_exist_is_an_error() {
     assert_eq!(
         stderr(&o).trim(),
         format!(
-            "error: dependency directory {} does not exist",
+            "error: dependency directory {} does not exist; check the directory given to --dep (in Nix, libDeps)",
             d.join("dpes").display()
         )
     );

@@ -265,3 +265,151 @@ fn man_pages_and_completions_are_generated() {
         .unwrap();
     assert!(checked.success(), "bash -n rejects the completion script");
 }
+
+/// Runs `redist ARGS` on a pseudo-terminal (util-linux `script`), with
+/// `env` added; what the terminal showed.
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let bin = env!("CARGO_BIN_EXE_redist");
+    let line = std::iter::once(bin)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("script (util-linux)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Whether `text` has an SGR escape (a colour, bold).
+fn has_colour(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        let code: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ';')
+            .collect();
+        rest[code.len()..].starts_with('m')
+    })
+}
+
+#[test]
+fn colours_only_on_a_terminal_and_never_with_no_color() {
+    let d = Dir::new();
+    let missing = d.join("missing.tar.xz");
+    let missing = missing.to_str().unwrap();
+    let out = d.join("out");
+    let out = out.to_str().unwrap();
+    // Our own errors and clap's help and usage errors.
+    for args in [
+        vec!["unpack", missing, "--out", out],
+        vec!["--help"],
+        vec!["instal"],
+    ] {
+        let tty = on_a_terminal(&args, &[]);
+        assert!(
+            has_colour(&tty),
+            "{args:?} on a terminal has no colour:\n{tty}"
+        );
+        let plain = on_a_terminal(&args, &[("NO_COLOR", "1")]);
+        assert!(
+            !has_colour(&plain),
+            "{args:?} with NO_COLOR has colour:\n{plain:?}"
+        );
+        let piped = redist()
+            .args(&args)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        for bytes in [&piped.stdout, &piped.stderr] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(!has_colour(&text), "{args:?} piped has colour:\n{text:?}");
+        }
+    }
+    let tty = on_a_terminal(&["unpack", missing, "--out", out], &[("NO_COLOR", "1")]);
+    assert!(tty.contains("error: cannot read"), "{tty}");
+}
+
+#[test]
+fn progress_bars_only_on_a_terminal() {
+    let d = Dir::new();
+    // 8 MiB that do not compress: the bar is drawn while it decodes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 56) as u8
+        })
+        .collect();
+    let a = redist_fixtures::Archive {
+        items: vec![redist_fixtures::Item::file(
+            "big-1.0-archive/lib/libbig.a",
+            data,
+        )],
+    };
+    let archive = d.archive(&a, redist_fixtures::Compression::Gzip);
+    let tty = on_a_terminal(
+        &[
+            "unpack",
+            archive.to_str().unwrap(),
+            "--out",
+            d.join("tty").to_str().unwrap(),
+            "--no-fsync",
+        ],
+        &[],
+    );
+    assert!(tty.contains("B/s"), "no progress bar on a terminal:\n{tty}");
+    let piped = unpack(&archive, &d.join("piped"), &["--no-fsync"]);
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("B/s"), "{}", stderr(&piped));
+    let quiet = on_a_terminal(
+        &[
+            "unpack",
+            archive.to_str().unwrap(),
+            "--out",
+            d.join("quiet").to_str().unwrap(),
+            "-q",
+        ],
+        &[],
+    );
+    assert!(!quiet.contains("B/s"), "a bar with --quiet:\n{quiet}");
+}
+
+#[test]
+fn verbose_says_where_each_library_was_found() {
+    let mut components = redist_fixtures::mirror::demo_components();
+    components.push(redist_fixtures::mirror::app_component());
+    components.push(redist_fixtures::mirror::libs_component("comp_lib"));
+    let m = Mirror::new(&components);
+    let o = m.install(&["comp_app", "comp_lib", "-v"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("how each ELF file finds its libraries:"),
+        "{text}"
+    );
+    let app = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("bin/app:"))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(app.contains("RUNPATH $ORIGIN/../lib"), "{text}");
+    assert!(app.contains("its own tree: lib"), "{text}");
+    // Without -v, none of it.
+    let quiet = m.run_with_cache(
+        &m.cache(),
+        "install",
+        &["comp_app", "--prefix", m.dir.join("p2").to_str().unwrap()],
+    );
+    assert!(
+        !stdout(&quiet).contains("finds its libraries"),
+        "{}",
+        stdout(&quiet)
+    );
+}

@@ -50,7 +50,7 @@ pub enum Error {
     },
 
     /// The tar stream ended before the archive did.
-    #[error("{archive}: truncated archive: {detail}")]
+    #[error("{archive}: truncated archive: {detail}; the file is incomplete: download it again")]
     Truncated {
         /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
@@ -108,7 +108,7 @@ pub enum Error {
     OutputExists(PathBuf),
 
     /// The archive's bytes do not match the manifest.
-    #[error("{archive}: {cause}")]
+    #[error("{archive}: {cause}; the download or the mirror's copy is damaged, or the manifest does not describe this file")]
     Verify {
         /// The archive's label (its path, URL or `<stdin>`).
         archive: String,
@@ -140,7 +140,7 @@ pub enum Error {
 
     /// Another install into the same prefix is running and waiting was not
     /// allowed (`--no-wait`).
-    #[error("another redist install into {} is running{}; not waiting (--no-wait)", prefix.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    #[error("another redist install into {} is running{}; not waiting (--no-wait): run again when it has finished, or without --no-wait to wait for it", prefix.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Busy {
         /// The prefix.
         prefix: PathBuf,
@@ -187,7 +187,7 @@ pub enum Error {
 
     /// A dependency directory (`--dep`, Nix `libDeps`) is not there: its
     /// libraries would silently go unresolved.
-    #[error("dependency directory {0} does not exist")]
+    #[error("dependency directory {0} does not exist; check the directory given to --dep (in Nix, libDeps)")]
     MissingDependency(PathBuf),
 
     /// A toolkit tree given to link against is not usable.

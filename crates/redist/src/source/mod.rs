@@ -52,7 +52,7 @@ pub enum SourceError {
         source: io::Error,
     },
     /// `--offline` and the archive is not in the cache.
-    #[error("{what} is not in the cache ({path}) and --offline forbids downloading it")]
+    #[error("{what} is not in the cache ({path}) and --offline forbids downloading it; run once without --offline, or give --cache-dir a cache that has it")]
     NotCached {
         /// What was asked for.
         what: String,
