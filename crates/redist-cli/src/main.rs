@@ -132,6 +132,16 @@ enum Command {
     Features(FeaturesArgs),
 
     /// Print the built-in layout rules, the starting point for a --rules file
+    ///
+    /// The rules decide which output each path of an archive goes to, and
+    /// how paths are renamed on the way (lib64/ to lib/, …). The first
+    /// output rule whose globs match wins.
+    ///
+    /// Examples:
+    ///   redist rules > my-rules.toml
+    ///   redist unpack cuda_cudart-linux-x86_64-12.9.79-archive.tar.xz --out cudart \
+    ///     --rules my-rules.toml
+    #[command(verbatim_doc_comment)]
     Rules,
 
     /// Print a shell's completion script for redist
@@ -184,7 +194,15 @@ enum Command {
     },
 
     /// Manage the archive cache
-    #[command(subcommand)]
+    ///
+    /// Verified archives and the store of unpacked trees that installs link
+    /// from live in $REDIST_CACHE_DIR, else $XDG_CACHE_HOME/redist, else
+    /// ~/.cache/redist.
+    ///
+    /// Examples:
+    ///   redist cache info
+    ///   redist cache prune --json
+    #[command(subcommand, verbatim_doc_comment)]
     Cache(CacheCommand),
 
     /// Be the builder of a Nix derivation (see docs/nix.md)
@@ -193,6 +211,15 @@ enum Command {
     /// [ "nix-builder" ]. Reads src, outputs, dynamicLinker, libDeps,
     /// appendRunpaths, ignoreMissing, component and rules from the
     /// derivation (environment or structured attrs).
+    ///
+    /// Not run by hand: `redist nix-expr` writes derivations that use it,
+    /// and nix-build runs them.
+    ///
+    /// Example:
+    ///   redist nix-expr --manifest redistrib_12.9.1.json \
+    ///     --builder /nix/store/…-redist > cuda.nix
+    ///   nix-build cuda.nix -A cuda_nvcc.bin
+    #[command(verbatim_doc_comment)]
     NixBuilder,
     /// The builder of a generated expression's `join` derivations
     /// (`cudatoolkit`): `$out` as one tree of symlinks to the files of the
@@ -217,6 +244,13 @@ enum Command {
     ///
     /// Takes patchelf's flags; the binary behaves as `redist patchelf` when
     /// invoked as `patchelf` (a symlink).
+    ///
+    /// Examples:
+    ///   redist patchelf --print-rpath --print-needed lib/libcudnn_adv.so.9
+    ///   redist patchelf --set-rpath '$ORIGIN/../lib' --set-interpreter \
+    ///     /lib64/ld-linux-x86-64.so.2 bin/ptxas
+    ///   redist patchelf --replace-needed libfoo.so.1 libfoo.so.2 bin/app --output app2
+    #[command(verbatim_doc_comment)]
     Patchelf(patchelf::Args),
 }
 
@@ -932,4 +966,132 @@ fn unpack(args: UnpackArgs, verbose: bool) -> Result<(), redist::Error> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command lines after `Example:`, `Examples:` or `Start here:` in
+    /// a help text, continuation lines joined.
+    fn examples(help: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut in_block = false;
+        let mut current = String::new();
+        for line in help.lines() {
+            let t = line.trim();
+            if matches!(t, "Example:" | "Examples:" | "Start here:") {
+                in_block = true;
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            if t.is_empty() || !line.starts_with("  ") {
+                in_block = false;
+                continue;
+            }
+            match t.strip_suffix('\\') {
+                Some(start) => current.push_str(start),
+                None => {
+                    current.push_str(t);
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `redist …` invocations of a shell line: each side of a pipe,
+    /// inside `"$(…)"`, without redirections.
+    fn invocations(line: &str) -> Vec<String> {
+        line.split('|')
+            .map(|part| {
+                let part = part.trim().trim_start_matches("du -sh ");
+                let part = part.trim_start_matches("\"$(").trim_end_matches(")\"");
+                part.split(" > ").next().unwrap_or("").trim().to_owned()
+            })
+            .filter(|p| p.starts_with("redist "))
+            .collect()
+    }
+
+    /// Shell words: blanks separate, single and double quotes group.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quote) = (Vec::new(), String::new(), None);
+        let mut started = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    started = true;
+                }
+                (Some(q), c) if c == q => quote = None,
+                (None, c) if c.is_whitespace() => {
+                    if started {
+                        out.push(std::mem::take(&mut cur));
+                        started = false;
+                    }
+                }
+                (_, c) => {
+                    cur.push(c);
+                    started = true;
+                }
+            }
+        }
+        if started {
+            out.push(cur);
+        }
+        out
+    }
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut helps = vec![("redist".to_owned(), cli.render_long_help().to_string())];
+        for sub in cli.get_subcommands_mut() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let name = sub.get_name().to_owned();
+            helps.push((name.clone(), sub.render_long_help().to_string()));
+            for nested in sub.get_subcommands_mut() {
+                if nested.get_name() != "help" {
+                    let n = format!("{name} {}", nested.get_name());
+                    helps.push((n, nested.render_long_help().to_string()));
+                }
+            }
+        }
+        let mut parsed = 0;
+        for (name, help) in &helps {
+            let calls: Vec<String> = examples(help).iter().flat_map(|l| invocations(l)).collect();
+            assert!(!calls.is_empty(), "`redist {name} --help` shows no example");
+            for call in calls {
+                if let Err(e) = Cli::try_parse_from(words(&call)) {
+                    panic!("the example `{call}` of `redist {name} --help` does not parse:\n{e}");
+                }
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= 30, "{parsed} examples");
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(
+            words(r#"redist patchelf --set-rpath '$ORIGIN/../lib' "a b" c"#),
+            [
+                "redist",
+                "patchelf",
+                "--set-rpath",
+                "$ORIGIN/../lib",
+                "a b",
+                "c"
+            ]
+        );
+        assert_eq!(
+            invocations(r#"curl -sL "$URL" | redist unpack - --out nvcc > r.json"#),
+            ["redist unpack - --out nvcc"]
+        );
+    }
 }
