@@ -253,3 +253,128 @@ pub enum Unsupported {
 
 /// Shorthand used inside the crate before a path is attached.
 pub(crate) type Result<T, E = ErrorKind> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    //! Every error elfpatch can return, as `redist patchelf` prints it
+    //! (`patchelf: FILE: KIND: DETAIL`). The matches have no wildcard, so a
+    //! new variant does not compile until it has a sample here.
+
+    use super::*;
+    use crate::ldcache::Skipped;
+
+    macro_rules! walk {
+        ($ty:ty; $($pat:pat => $sample:expr),+ $(,)?) => {{
+            fn variant(e: &$ty) -> &'static str {
+                match e { $($pat => stringify!($pat)),+ }
+            }
+            let samples: Vec<(&'static str, $ty)> = vec![$((stringify!($pat), $sample)),+];
+            for (name, e) in &samples {
+                assert_eq!(variant(e), *name, "the sample listed for {name} is another variant");
+            }
+            samples
+        }};
+    }
+
+    fn line(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(s) = cur {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            cur = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn every_error_variant_reads_well() {
+        let kinds = walk!(ErrorKind;
+            ErrorKind::Io(_) => ErrorKind::Io(io::Error::from_raw_os_error(13)),
+            ErrorKind::Malformed(_) => ErrorKind::Malformed(Malformed::NotElf),
+            ErrorKind::Unsupported(_) => ErrorKind::Unsupported(Unsupported::NoDynamic),
+        );
+        let malformed = walk!(Malformed;
+            Malformed::NotElf => Malformed::NotElf,
+            Malformed::BadClass(_) => Malformed::BadClass(7),
+            Malformed::BadEndian(_) => Malformed::BadEndian(9),
+            Malformed::BadField { .. } => Malformed::BadField { field: "e_phentsize", value: 12 },
+            Malformed::OutOfBounds { .. } => Malformed::OutOfBounds {
+                what: "program header table",
+                offset: 0x40,
+                size: 0x1c0,
+                file_len: 0x100,
+            },
+            Malformed::Unmapped { .. } => Malformed::Unmapped { what: "DT_STRTAB", addr: 0x9000, size: 0x200 },
+            Malformed::OverlappingSegments { .. } => Malformed::OverlappingSegments { first: 2, second: 3 },
+            Malformed::OverlapsHeaders { .. } => Malformed::OverlapsHeaders { what: ".dynstr", offset: 0x40 },
+            Malformed::OverlappingTables { .. } => Malformed::OverlappingTables {
+                first: ".dynstr",
+                second: ".dynsym",
+                offset: 0x3f8,
+            },
+            Malformed::Inconsistent { .. } => Malformed::Inconsistent {
+                what: ".dynstr",
+                section: 0x3f8,
+                dynamic: 0x400,
+            },
+            Malformed::Duplicate(_) => Malformed::Duplicate("PT_INTERP"),
+            Malformed::UnterminatedDynamic { .. } => Malformed::UnterminatedDynamic { offset: 0x2e10 },
+            Malformed::MissingStrtab(_) => Malformed::MissingStrtab("DT_NEEDED"),
+            Malformed::UnterminatedString { .. } => Malformed::UnterminatedString { table: ".dynstr", offset: 0x1f },
+            Malformed::StringOutOfBounds { .. } => Malformed::StringOutOfBounds {
+                what: "DT_RUNPATH",
+                offset: 0x5000,
+                size: 0x300,
+            },
+            Malformed::BadVersionTable { .. } => Malformed::BadVersionTable {
+                what: ".gnu.version_r",
+                problem: "vn_file names a string outside .dynstr",
+            },
+        );
+        let unsupported = walk!(Unsupported;
+            Unsupported::NoDynamic => Unsupported::NoDynamic,
+            Unsupported::NoInterpreter => Unsupported::NoInterpreter,
+            Unsupported::NoGnuStack => Unsupported::NoGnuStack,
+            Unsupported::NoProgramHeaders => Unsupported::NoProgramHeaders,
+            Unsupported::NoSymbolVersions => Unsupported::NoSymbolVersions,
+            Unsupported::NoSymbolTable => Unsupported::NoSymbolTable,
+            Unsupported::RenameNeedsReorder(_) => Unsupported::RenameNeedsReorder("the .rela.plt section has no section header"),
+            Unsupported::BadValue { .. } => Unsupported::BadValue {
+                what: "--set-os-abi",
+                value: "plan9".into(),
+                why: "not an OS/ABI patchelf knows",
+            },
+            Unsupported::NoRoomForProgramHeader(_) => Unsupported::NoRoomForProgramHeader(
+                "the executable's first PT_LOAD starts at file offset 0 and is not relocatable".into(),
+            ),
+            Unsupported::TooLarge { .. } => Unsupported::TooLarge { what: "new segment offset", value: 0x1_0000_0000 },
+            Unsupported::Combination(_) => Unsupported::Combination("--build-resolution-cache cannot be combined with --force-rpath"),
+            Unsupported::StaleCache => Unsupported::StaleCache,
+            Unsupported::BadPageSize(_) => Unsupported::BadPageSize(3000),
+        );
+        let skipped = walk!(Skipped;
+            Skipped::NoDynamic => Skipped::NoDynamic,
+            Skipped::NothingToResolve => Skipped::NothingToResolve,
+            Skipped::NothingResolved => Skipped::NothingResolved,
+        );
+        let mut text = String::new();
+        let mut add = |name: &str, kind: ErrorKind| {
+            let e = Error::new("lib/libcudart.so.13", kind);
+            text.push_str(&format!("# {name}\npatchelf: {}\n\n", line(&e)));
+        };
+        for (name, k) in kinds {
+            add(name, k);
+        }
+        for (name, m) in malformed {
+            add(name, ErrorKind::Malformed(m));
+        }
+        for (name, u) in unsupported {
+            add(name, ErrorKind::Unsupported(u));
+        }
+        for (name, s) in skipped {
+            text.push_str(&format!("# {name}\nwarning: lib/libcudart.so.13: {s}\n\n"));
+        }
+        insta::assert_snapshot!("every-error", text);
+    }
+}
