@@ -7,8 +7,8 @@
 //! - the edited image parses again and reads back exactly what was asked;
 //! - its `PT_LOAD`s are sorted, congruent (`p_offset ≡ p_vaddr` modulo
 //!   `p_align`), inside the file and not overlapping in the file;
-//! - bytes outside the plan's writes did not change (the image is compared
-//!   with the original beyond the old length only when it grew);
+//! - bytes outside the plan's writes did not change, every write changes
+//!   a byte, and the image only grows (when the contents do not shift);
 //! - Debian's `patchelf --print-rpath` (and `--print-interpreter`) reads the
 //!   same values from the edited file, when `patchelf` is installed.
 //!
@@ -219,6 +219,8 @@ fn check(
                     t_broken = Some("DT_NEEDED changed".into());
                 } else if let Err(why) = loads_sound(&out) {
                     t_broken = Some(why);
+                } else if let Err(why) = untouched_outside_writes(&data, &edits, &out) {
+                    t_broken = Some(why);
                 } else if patchelf {
                     // One name per file: two threads may edit two `libc.so.6`.
                     let name = work.join(format!("{}-{index}", std::process::id()));
@@ -268,6 +270,48 @@ fn check(
         (Some(r), _) => t.refused.entry(r).or_default().push(path.to_owned()),
         (None, Some(b)) => t.broken.push((path.to_owned(), b)),
         (None, None) => t.patched += 1,
+    }
+}
+
+/// The edited image is the original outside the plan's writes (when the
+/// contents do not shift), each write changes at least one byte, and the
+/// image does not shrink.
+fn untouched_outside_writes(
+    data: &[u8],
+    edits: &elfpatch::Edits,
+    out: &[u8],
+) -> Result<(), String> {
+    let view = elfpatch::View::parse(&data).map_err(|e| e.to_string())?;
+    let plan =
+        elfpatch::plan::plan(&view, edits, &elfpatch::plan::Host).map_err(|e| e.to_string())?;
+    if out.len() < data.len() {
+        return Err(format!(
+            "the image shrank from {} to {} bytes",
+            data.len(),
+            out.len()
+        ));
+    }
+    if plan.shift != 0 {
+        return Ok(());
+    }
+    let mut from = 0usize;
+    for w in &plan.writes {
+        let start = (w.offset as usize).min(data.len());
+        let end = (start + w.bytes.len()).min(data.len());
+        if start < end && data[start..end] == w.bytes[..end - start] {
+            return Err(format!(
+                "the write at {start:#x} ({} bytes) changes nothing",
+                end - start
+            ));
+        }
+        if let Some(i) = (from..start).find(|&i| out[i] != data[i]) {
+            return Err(format!("byte {i:#x} changed outside the plan's writes"));
+        }
+        from = from.max(end);
+    }
+    match (from..data.len()).find(|&i| out[i] != data[i]) {
+        Some(i) => Err(format!("byte {i:#x} changed outside the plan's writes")),
+        None => Ok(()),
     }
 }
 
