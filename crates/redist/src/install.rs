@@ -1001,7 +1001,8 @@ fn read_state(prefix: &Path) -> Result<State> {
             {
                 return Err(Error::Install {
                     what: prefix.display().to_string(),
-                    message: "the prefix exists, is not empty and was not made by redist install"
+                    message: "the prefix exists, is not empty and was not made by redist install; \
+                              choose a new or empty --prefix (redist does not install over files it did not write)"
                         .into(),
                 });
             }
@@ -1043,7 +1044,10 @@ fn merge(
                 .map_or_else(|| "another component".to_owned(), |(k, _)| k.clone());
             return Err(Error::Install {
                 what: format!("{} {}", sel.component, sel.version),
-                message: format!("{dest_rel} is also installed by {owner}, with different content"),
+                message: format!(
+                    "{dest_rel} is also installed by {owner}, with different content; \
+                     install them with --layout split, or into separate prefixes"
+                ),
             });
         }
         if let Some(parent) = Path::new(&dest_rel).parent() {
