@@ -248,7 +248,9 @@ pub fn install(
     // Installs share the store; `prune` waits for them to end.
     let store = match (&source.cache, opts.store) {
         (Some(cache), true) => {
-            crate::store::patch_inputs(opts.autopatch.as_ref()).and_then(|patch| {
+            // The key names the options the trees are linked with.
+            let linking = opts.autopatch.as_ref().map(linking_options);
+            crate::store::patch_inputs(linking.as_ref()).and_then(|patch| {
                 let store = Store::new(cache.dir());
                 match store.lock(false) {
                     Ok(lock) => Some((
@@ -733,6 +735,18 @@ fn merged_path(rel: &str, component: &str) -> String {
 
 /// The store keys `prefix`'s components link from (what `redist cache
 /// prune` keeps); empty when it is gone or not an install.
+/// What an install links its prefix with: the caller's options, with
+/// `dlopen` names resolved (a library `dlopen`ing another component's, as
+/// cuDNN does cuBLASLt, needs that directory in its RUNPATH) and files
+/// linked from the store patched through private copies.
+fn linking_options(ap: &crate::AutopatchOptions) -> crate::AutopatchOptions {
+    crate::AutopatchOptions {
+        dlopen_names: true,
+        private_copies: true,
+        ..ap.clone()
+    }
+}
+
 pub(crate) fn store_keys(prefix: &Path) -> Vec<String> {
     let Ok(data) = fs::read(prefix.join(STATE)) else {
         return Vec::new();
@@ -868,14 +882,7 @@ fn link_new(
     }
     let files =
         crate::autopatch::TreeFile::of(staging, state.components.values().flat_map(|i| &i.files));
-    // A library `dlopen`ing another component's (cuDNN and cuBLASLt) needs
-    // that directory in its RUNPATH.
-    let ap = crate::AutopatchOptions {
-        dlopen_names: true,
-        // Files linked from the store are patched through private copies.
-        private_copies: true,
-        ..ap.clone()
-    };
+    let ap = linking_options(ap);
     crate::autopatch::run(
         staging,
         &crate::Placement::root(prefix),
