@@ -21,6 +21,17 @@ fn runpath(d: &Dir) -> String {
     )
 }
 
+/// Edits that need more program headers than an `early_rodata_lib` has
+/// room for: the library's contents move up a page.
+fn shifting(d: &Dir) -> Edits {
+    Edits {
+        runpath: RunpathEdit::Set(runpath(d)),
+        soname: Some("libgreet-renamed-with-a-longer-soname.so.1".into()),
+        add_needed: vec!["libm.so.6".into()],
+        ..Default::default()
+    }
+}
+
 /// The dynamic entries that say what runs at load and exit.
 fn init_and_fini(file: &Path) -> Vec<(u64, u64)> {
     const KEEP: [u64; 6] = [12, 13, 25, 26, 27, 28]; // INIT, FINI, INIT_ARRAY, FINI_ARRAY and their sizes
@@ -113,13 +124,7 @@ fn bytes_after_the_last_section_survive() {
     let lib = d.early_rodata_lib("shifted/libgreet.so", &[]);
     let old_first = loads(&lib)[0].0;
     let (at, trailer) = append_trailer(&lib);
-    let edits = Edits {
-        runpath: RunpathEdit::Set(runpath(&d)),
-        soname: Some("libgreet-renamed-with-a-longer-soname.so.1".into()),
-        add_needed: vec!["libm.so.6".into()],
-        ..Default::default()
-    };
-    assert!(patch_file(&lib, &edits).unwrap().changed);
+    assert!(patch_file(&lib, &shifting(&d)).unwrap().changed);
     // The original segments keep their order and addresses, one page up.
     let shift = loads(&lib)[0].0 - old_first;
     let after = fs::read(&lib).unwrap();
@@ -151,13 +156,7 @@ fn gnu_property_follows_its_note_when_the_contents_shift() {
     let ((offset, vaddr, size), note) = gnu_property(&lib);
     let properties = readelf(&["-n"], &lib);
     assert!(properties.contains("IBT, SHSTK"), "{properties}");
-    let edits = Edits {
-        runpath: RunpathEdit::Set(runpath(&d)),
-        soname: Some("libgreet-renamed-with-a-longer-soname.so.1".into()),
-        add_needed: vec!["libm.so.6".into()],
-        ..Default::default()
-    };
-    assert!(patch_file(&lib, &edits).unwrap().changed);
+    assert!(patch_file(&lib, &shifting(&d)).unwrap().changed);
     let ((new_offset, new_vaddr, new_size), new_note) = gnu_property(&lib);
     assert_eq!(new_offset, offset + 4096, "moved with the contents");
     assert_eq!(
