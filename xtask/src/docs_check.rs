@@ -367,25 +367,7 @@ fn relative_paths(v: &Value, out: &mut Vec<String>) {
 /// added to the store (there is no nixpkgs without the network).
 fn nixpkgs_stand_in(sandbox: &Path) -> Result<PathBuf> {
     let glibc = sandbox.join("glibc");
-    let lib = glibc.join("lib");
-    fs::create_dir_all(&lib).map_err(|e| e.to_string())?;
-    let sys = Path::new("/lib/x86_64-linux-gnu");
-    for (from, name) in [
-        (
-            Path::new("/lib64/ld-linux-x86-64.so.2"),
-            "ld-linux-x86-64.so.2",
-        ),
-        (&sys.join("libc.so.6"), "libc.so.6"),
-        (&sys.join("libm.so.6"), "libm.so.6"),
-        (&sys.join("libdl.so.2"), "libdl.so.2"),
-        (&sys.join("libpthread.so.0"), "libpthread.so.0"),
-        (&sys.join("librt.so.1"), "librt.so.1"),
-        (&sys.join("libgcc_s.so.1"), "libgcc_s.so.1"),
-        (&sys.join("libstdc++.so.6"), "libstdc++.so.6"),
-        (&sys.join("libz.so.1"), "libz.so.1"),
-    ] {
-        fs::copy(from, lib.join(name)).map_err(|e| format!("{}: {e}", from.display()))?;
-    }
+    redist_fixtures::glibc_tree(&glibc).map_err(|e| e.to_string())?;
     let o = Command::new("nix-store")
         .arg("--add")
         .arg(&glibc)

@@ -62,29 +62,7 @@ fn add(path: &Path) -> String {
 /// A "glibc" store path: the system's loader and runtime libraries (and
 /// zlib, which cuDNN needs).
 fn glibc(d: &Dir) -> String {
-    let lib = d.join("glibc/lib");
-    std::fs::create_dir_all(&lib).unwrap();
-    let loader = elfpatch::read(Path::new("/bin/sh"))
-        .unwrap()
-        .interpreter
-        .unwrap();
-    let sysdir = Path::new("/lib/x86_64-linux-gnu");
-    let mut files = vec![(PathBuf::from(&loader), "ld-linux-x86-64.so.2".to_owned())];
-    for n in [
-        "libc.so.6",
-        "libm.so.6",
-        "libdl.so.2",
-        "libpthread.so.0",
-        "librt.so.1",
-        "libgcc_s.so.1",
-        "libstdc++.so.6",
-        "libz.so.1",
-    ] {
-        files.push((sysdir.join(n), n.to_owned()));
-    }
-    for (from, name) in files {
-        std::fs::copy(&from, lib.join(&name)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    }
+    redist_fixtures::glibc_tree(&d.join("glibc")).unwrap();
     add(&d.join("glibc"))
 }
 
