@@ -783,6 +783,12 @@ impl From<LayoutArg> for redist::Mode {
 }
 
 fn main() -> ExitCode {
+    // `redist list | head`: when the reader goes away, end quietly as other
+    // Unix tools do (killed by SIGPIPE) instead of panicking in println!.
+    // SAFETY: restoring a signal's default action, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Invoked through a `patchelf` symlink: be patchelf.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let invoked_as = args

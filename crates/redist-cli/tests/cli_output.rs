@@ -413,3 +413,27 @@ fn verbose_says_where_each_library_was_found() {
         stdout(&quiet)
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_it_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `redist list … | head -0`: the reader is gone before redist writes.
+    let manifest = real_manifest("cuda_redistrib_12.9.1.json");
+    let mut child = redist()
+        .args([
+            "list",
+            "--manifest",
+            &manifest,
+            "--platform",
+            "linux-x86_64",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}", o.status);
+}
